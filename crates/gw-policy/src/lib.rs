@@ -1,0 +1,2 @@
+//! Policy model and engine.
+#![forbid(unsafe_code)]

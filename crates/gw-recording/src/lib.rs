@@ -1,0 +1,2 @@
+//! Recording format.
+#![forbid(unsafe_code)]

@@ -1,0 +1,3 @@
+//! gatewayd
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! gwctl
+
+fn main() {}

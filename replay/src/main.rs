@@ -1,0 +1,3 @@
+//! replay
+
+fn main() {}
