@@ -13,6 +13,12 @@
 //! apply). Comments and quoting never hide or invent a statement.
 #![forbid(unsafe_code)]
 
+mod functions;
+mod lexical;
+mod parse;
+mod recognize;
+mod render;
+
 /// Which server grammar to use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Dialect {
@@ -208,16 +214,86 @@ impl Classification {
     }
 }
 
+/// Inputs longer than this are not parsed: one client message of SQL larger
+/// than a mebibyte is almost certainly data or an attack on the parser, and
+/// bounding it bounds the classifier's time and memory.
+pub const MAX_PARSED_LEN: usize = 1 << 20;
+
+/// How deeply `PREPARE ... FROM '...'` texts are classified inside each
+/// other before the inner text is left opaque (it is `DynamicSql` anyway).
+const MAX_NESTED_CLASSIFY: u32 = 4;
+
+thread_local! {
+    static NESTING: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
 /// Classifies `sql` in `dialect`. Never fails, never panics.
 pub fn classify(dialect: Dialect, sql: &str) -> Classification {
-    let _ = dialect;
-    // Placeholder until the sqlparser-based classifier lands: everything is
-    // unparsed, which the policy treats as the strictest guard (fail closed).
+    if sql.len() > MAX_PARSED_LEN {
+        return unparsed(
+            dialect,
+            sql,
+            format!("too large: {} bytes (limit {MAX_PARSED_LEN})", sql.len()),
+        );
+    }
+    let depth = NESTING.with(|n| n.get());
+    if depth >= MAX_NESTED_CLASSIFY {
+        return unparsed(dialect, sql, "nested dynamic SQL too deep".into());
+    }
+    NESTING.with(|n| n.set(depth + 1));
+    let result = classify_inner(dialect, sql);
+    NESTING.with(|n| n.set(depth));
+    result
+}
+
+fn classify_inner(dialect: Dialect, sql: &str) -> Classification {
+    // Only MySQL runs comments as code, and only comments that start with
+    // `/*`, so the extra lexing pass is skipped when it cannot matter.
+    let lexed =
+        (dialect == Dialect::MySql && sql.contains("/*")).then(|| lexical::lex(dialect, sql));
+    if lexed.as_ref().is_some_and(|l| l.mariadb_comment) {
+        // sqlparser reads MariaDB's `/*M! ... */` as a comment, but MariaDB
+        // runs it; what the parser saw is not what the server runs.
+        return unparsed(dialect, sql, "MariaDB executable comment (/*M!)".into());
+    }
+    match parse::classify_statements(dialect, sql) {
+        Ok(mut statements) => {
+            if lexed.as_ref().is_some_and(|l| l.versioned_comment) {
+                // A versioned comment can span statements (`/*!50000 1; DROP
+                // TABLE t */`), so it is not attributed to one: every
+                // statement of the message carries the risk.
+                for s in &mut statements {
+                    parse::push_risk(&mut s.risks, Risk::VersionedComment);
+                }
+            }
+            Classification {
+                statements,
+                unparsed: None,
+            }
+        }
+        Err(reason) => unparsed(dialect, sql, reason),
+    }
+}
+
+fn unparsed(dialect: Dialect, sql: &str, reason: String) -> Classification {
+    let lexed = lexical::lex(dialect, sql);
     Classification {
         statements: Vec::new(),
         unparsed: Some(Unparsed {
-            reason: format!("classifier not built yet ({} bytes)", sql.len()),
-            guessed: Vec::new(),
+            reason,
+            guessed: lexical::guess(&lexed),
         }),
+    }
+}
+
+/// Classifies arbitrary bytes (lossily decoded as UTF-8) in both dialects and
+/// renders the results. Used by the robustness test and the cargo-fuzz
+/// target; it exists to exercise every path, and panics only if classification
+/// itself panics.
+pub fn fuzz_classify(data: &[u8]) {
+    let sql = String::from_utf8_lossy(data);
+    for dialect in [Dialect::Postgres, Dialect::MySql] {
+        let c = classify(dialect, &sql);
+        let _ = c.to_string();
     }
 }

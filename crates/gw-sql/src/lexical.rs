@@ -1,0 +1,283 @@
+//! The lexical fallback: splits text into statements and guesses their kinds
+//! without a grammar.
+//!
+//! It is used only when the parser rejects the text, to tell a human (and
+//! `gwctl explain`) what the text probably was. It also detects MySQL
+//! versioned comments (`/*! ... */`, MariaDB's `/*M! ... */`), which the
+//! server runs as code. The rules mirror the servers' lexers closely enough
+//! that a `;` inside a string, quoted identifier, dollar quote or comment
+//! never splits a statement: single quotes (`''` doubling, backslash escapes
+//! in MySQL and in PostgreSQL `E''` strings), double quotes, MySQL backticks,
+//! PostgreSQL dollar quotes, `--` and MySQL `#` line comments, and block
+//! comments (nested in PostgreSQL).
+
+use crate::{Dialect, Kind};
+
+/// What the lexer found in a text.
+#[derive(Debug, Default)]
+pub(crate) struct Lexed {
+    /// For each non-empty `;`-separated part, its first words, uppercased
+    /// (at most [`MAX_WORDS`]). A part that starts with something other than a
+    /// word has an empty list.
+    pub parts: Vec<Vec<String>>,
+    /// A MySQL `/*!` or `/*M!` comment outside strings.
+    pub versioned_comment: bool,
+    /// A MariaDB `/*M!` comment, which sqlparser treats as a plain comment.
+    pub mariadb_comment: bool,
+}
+
+/// How many leading words of a part are kept for guessing.
+const MAX_WORDS: usize = 3;
+
+/// Lexes `sql` in `dialect`.
+pub(crate) fn lex(dialect: Dialect, sql: &str) -> Lexed {
+    let mysql = dialect == Dialect::MySql;
+    let bytes = sql.as_bytes();
+    let mut out = Lexed::default();
+    let mut words: Vec<String> = Vec::new();
+    // Whether the current part holds anything but whitespace and comments.
+    let mut part_has_code = false;
+    // Inside a MySQL versioned comment, whose closing `*/` is skipped.
+    let mut in_versioned = false;
+    let mut i = 0;
+    while let Some(&c) = bytes.get(i) {
+        let next = bytes.get(i + 1).copied();
+        match c {
+            b';' => {
+                if part_has_code {
+                    out.parts.push(std::mem::take(&mut words));
+                }
+                words.clear();
+                part_has_code = false;
+                i += 1;
+            }
+            b'\'' => {
+                part_has_code = true;
+                let backslash = mysql || is_escape_string_prefix(bytes, i);
+                i = skip_quoted(bytes, i + 1, b'\'', backslash);
+            }
+            b'"' => {
+                part_has_code = true;
+                // MySQL treats double quotes as string quotes (with backslash
+                // escapes) unless ANSI_QUOTES is set.
+                i = skip_quoted(bytes, i + 1, b'"', mysql);
+            }
+            b'`' if mysql => {
+                part_has_code = true;
+                i = skip_quoted(bytes, i + 1, b'`', false);
+            }
+            b'$' if !mysql && !prev_is_ident(bytes, i) => {
+                if let Some(after) = skip_dollar_quote(bytes, i) {
+                    part_has_code = true;
+                    i = after;
+                } else {
+                    part_has_code = true;
+                    i += 1;
+                }
+            }
+            b'-' if next == Some(b'-')
+                && (!mysql
+                    || bytes
+                        .get(i + 2)
+                        .is_none_or(|b| b.is_ascii_whitespace() || b.is_ascii_control())) =>
+            {
+                i = skip_line(bytes, i);
+            }
+            b'#' if mysql => {
+                i = skip_line(bytes, i);
+            }
+            b'*' if in_versioned && next == Some(b'/') => {
+                in_versioned = false;
+                i += 2;
+            }
+            b'/' if next == Some(b'*') => {
+                let rest = bytes.get(i + 2..).unwrap_or_default();
+                if mysql && (rest.starts_with(b"!") || rest.starts_with(b"M!")) {
+                    out.versioned_comment = true;
+                    if rest.starts_with(b"M!") {
+                        out.mariadb_comment = true;
+                    }
+                    in_versioned = true;
+                    i += if rest.starts_with(b"!") { 3 } else { 4 };
+                    while bytes.get(i).is_some_and(u8::is_ascii_digit) {
+                        i += 1;
+                    }
+                } else {
+                    i = skip_block_comment(bytes, i, !mysql);
+                }
+            }
+            _ if is_ident_start(c) => {
+                part_has_code = true;
+                let start = i;
+                while bytes.get(i).copied().is_some_and(is_ident_part) {
+                    i += 1;
+                }
+                // An E'' / B'' / X'' prefix is part of the literal that
+                // follows, not a word.
+                if bytes.get(i) == Some(&b'\'') && i - start == 1 {
+                    continue;
+                }
+                if words.len() < MAX_WORDS {
+                    let word = sql.get(start..i).unwrap_or_default();
+                    words.push(word.to_ascii_uppercase());
+                }
+            }
+            _ if c.is_ascii_whitespace() => i += 1,
+            _ => {
+                part_has_code = true;
+                if words.is_empty() && c == b'(' {
+                    // A parenthesised query: `(SELECT 1)`.
+                    words.push("(".to_owned());
+                }
+                // Stop collecting words after the first non-word token so
+                // that `SELECT a, DROP` does not read as more keywords.
+                if !words.is_empty() {
+                    words.resize(MAX_WORDS.max(words.len()), String::new());
+                }
+                i += 1;
+            }
+        }
+    }
+    if part_has_code {
+        out.parts.push(words);
+    }
+    out
+}
+
+/// Guesses the kind of each part from its first words.
+pub(crate) fn guess(lexed: &Lexed) -> Vec<Kind> {
+    lexed.parts.iter().map(|w| guess_kind(w)).collect()
+}
+
+fn guess_kind(words: &[String]) -> Kind {
+    let first = words.first().map(String::as_str).unwrap_or_default();
+    let second = words.get(1).map(String::as_str).unwrap_or_default();
+    match first {
+        "SELECT" | "VALUES" | "TABLE" | "WITH" | "(" | "HANDLER" => Kind::Select,
+        "INSERT" | "REPLACE" => Kind::Insert,
+        "UPDATE" => Kind::Update,
+        "DELETE" => Kind::Delete,
+        "MERGE" => Kind::Merge,
+        "TRUNCATE" => Kind::Truncate,
+        "DROP" => Kind::Drop,
+        "CREATE" => Kind::Create,
+        "ALTER" | "RENAME" => Kind::Alter,
+        "GRANT" => Kind::Grant,
+        "REVOKE" => Kind::Revoke,
+        "COPY" | "LOAD" => Kind::Copy,
+        "SET" if second == "TRANSACTION" => Kind::Transaction,
+        "SET" | "RESET" => Kind::Set,
+        "SHOW" | "DESCRIBE" | "DESC" => Kind::Show,
+        "BEGIN" | "START" | "COMMIT" | "END" | "ROLLBACK" | "ABORT" | "SAVEPOINT" | "RELEASE"
+        | "XA" => Kind::Transaction,
+        "EXPLAIN" => Kind::Explain,
+        "CALL" => Kind::Call,
+        "DO" => Kind::Do,
+        "PREPARE" => Kind::Prepare,
+        "EXECUTE" | "EXEC" => Kind::Execute,
+        "DEALLOCATE" => Kind::Deallocate,
+        "LOCK" | "UNLOCK" => Kind::Lock,
+        "VACUUM" | "ANALYZE" | "ANALYSE" | "REINDEX" | "CLUSTER" | "CHECKPOINT" | "OPTIMIZE"
+        | "REPAIR" | "CHECK" | "CHECKSUM" | "FLUSH" | "REFRESH" => Kind::Maintenance,
+        "USE" => Kind::Use,
+        _ => Kind::Other,
+    }
+}
+
+fn is_ident_start(c: u8) -> bool {
+    c.is_ascii_alphabetic() || c == b'_' || c >= 0x80
+}
+
+fn is_ident_part(c: u8) -> bool {
+    is_ident_start(c) || c.is_ascii_digit() || c == b'$'
+}
+
+fn prev_is_ident(bytes: &[u8], i: usize) -> bool {
+    i > 0 && bytes.get(i - 1).copied().is_some_and(is_ident_part)
+}
+
+/// Whether the quote at `i` opens a PostgreSQL escape string (`E'...'`),
+/// where backslash escapes the next character.
+fn is_escape_string_prefix(bytes: &[u8], i: usize) -> bool {
+    i >= 1
+        && matches!(bytes.get(i - 1), Some(b'e' | b'E'))
+        && !(i >= 2 && bytes.get(i - 2).copied().is_some_and(is_ident_part))
+}
+
+/// Skips a quoted run starting after its opening `quote`; returns the index
+/// after the closing quote (or the end of input when unterminated).
+fn skip_quoted(bytes: &[u8], mut i: usize, quote: u8, backslash: bool) -> usize {
+    while let Some(&c) = bytes.get(i) {
+        if backslash && c == b'\\' {
+            i += 2;
+        } else if c == quote {
+            if bytes.get(i + 1) == Some(&quote) {
+                i += 2;
+            } else {
+                return i + 1;
+            }
+        } else {
+            i += 1;
+        }
+    }
+    bytes.len()
+}
+
+/// If a dollar quote (`$$` or `$tag$`) opens at `i`, returns the index after
+/// its closing delimiter (or the end of input when unterminated).
+fn skip_dollar_quote(bytes: &[u8], i: usize) -> Option<usize> {
+    let mut j = i + 1;
+    while let Some(&c) = bytes.get(j) {
+        if c == b'$' {
+            break;
+        }
+        let ok = if j == i + 1 {
+            c.is_ascii_alphabetic() || c == b'_' || c >= 0x80
+        } else {
+            c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80
+        };
+        if !ok {
+            return None;
+        }
+        j += 1;
+    }
+    bytes.get(j)?;
+    let delimiter = bytes.get(i..=j)?;
+    let body_start = j + 1;
+    let rest = bytes.get(body_start..)?;
+    match rest.windows(delimiter.len()).position(|w| w == delimiter) {
+        Some(pos) => Some(body_start + pos + delimiter.len()),
+        None => Some(bytes.len()),
+    }
+}
+
+fn skip_line(bytes: &[u8], mut i: usize) -> usize {
+    while let Some(&c) = bytes.get(i) {
+        if c == b'\n' {
+            return i + 1;
+        }
+        i += 1;
+    }
+    bytes.len()
+}
+
+/// Skips a block comment opening at `i`; nested comments count when `nested`.
+fn skip_block_comment(bytes: &[u8], mut i: usize, nested: bool) -> usize {
+    let mut depth = 0usize;
+    while let Some(&c) = bytes.get(i) {
+        let next = bytes.get(i + 1).copied();
+        if c == b'/' && next == Some(b'*') && (depth == 0 || nested) {
+            depth += 1;
+            i += 2;
+        } else if c == b'*' && next == Some(b'/') {
+            depth = depth.saturating_sub(1);
+            i += 2;
+            if depth == 0 {
+                return i;
+            }
+        } else {
+            i += 1;
+        }
+    }
+    bytes.len()
+}
