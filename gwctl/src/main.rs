@@ -1,3 +1,96 @@
-//! gwctl
+//! `gwctl`: what a team runs against its policy repository in CI (lint,
+//! test, fmt, explain, diff), and later what a responder runs to log in and
+//! what an approver runs to answer reviews.
+//!
+//! Exit codes: 0 clean, 1 policy errors or failed tests, 2 usage or I/O
+//! errors. Data goes to stdout, everything else to stderr.
+#![forbid(unsafe_code)]
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 
-fn main() {}
+mod diff;
+mod explain;
+mod lint;
+mod sources;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "gwctl", version, about = "Policy tools and client for the access gateway")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Reports every error in the policy at PATHs (files or directories).
+    Lint {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+    /// Formats policy files canonically; with --check, only reports.
+    Fmt {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        #[arg(long)]
+        check: bool,
+    },
+    /// Runs the policy's `test` blocks.
+    Test {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Explains the verdict for one request.
+    Explain(explain::Args),
+    /// Explains what changes between two policies (directories or Git revisions).
+    Diff(diff::Args),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Format {
+    Human,
+    Json,
+    Github,
+}
+
+/// Why gwctl stopped: policy problems (exit 1) or anything else (exit 2).
+pub(crate) enum Failure {
+    Policy,
+    Usage(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Failure {
+        Failure::Usage(e)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Lint { paths, format } => lint::lint(&paths, format),
+        Command::Fmt { paths, check } => lint::fmt(&paths, check),
+        Command::Test { paths } => lint::test(&paths),
+        Command::Explain(args) => explain::explain(args),
+        Command::Diff(args) => diff::diff(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Policy) => ExitCode::from(1),
+        Err(Failure::Usage(e)) => {
+            if is_broken_pipe(&e) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+}
