@@ -1,0 +1,8 @@
+//! Integration tests of the recording format, in one test binary.
+
+mod integration {
+    mod golden;
+    mod roundtrip;
+    pub mod support;
+    mod tamper;
+}
