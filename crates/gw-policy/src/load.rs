@@ -45,7 +45,7 @@ pub fn check(sources: &[Source]) -> (Policy, Vec<Diagnostic>) {
         let doc = match kdl::KdlDocument::parse_v2(&src.text) {
             Ok(doc) => doc,
             Err(e) => {
-                syntax_errors(&mut cx, &e);
+                syntax_errors(&mut cx, &src.text, &e);
                 continue;
             }
         };
@@ -76,18 +76,21 @@ pub fn check(sources: &[Source]) -> (Policy, Vec<Diagnostic>) {
     (policy, diags)
 }
 
-fn syntax_errors(cx: &mut Cx<'_>, e: &kdl::KdlError) {
+fn syntax_errors(cx: &mut Cx<'_>, text: &str, e: &kdl::KdlError) {
     if e.diagnostics.is_empty() {
         cx.error("syntax", Span::default(), "this file is not valid KDL");
     }
     for d in &e.diagnostics {
-        let mut message = d.message.clone().unwrap_or_else(|| "invalid KDL".to_owned());
-        if let Some(label) = &d.label
-            && label != "here"
-        {
-            message = format!("{message}: {label}");
+        let message = d.message.clone().unwrap_or_else(|| "invalid KDL".to_owned());
+        // The parser sometimes spans everything from the start of the
+        // enclosing node to the error; the error is where that span ends.
+        let mut span = Span::from(d.span);
+        let end = (span.offset + span.len).min(text.len());
+        if text.get(span.offset..end).is_some_and(|s| s.trim_end().contains('\n')) {
+            let trimmed = text[..end].trim_end().len();
+            span = Span { offset: trimmed.saturating_sub(1), len: 1 };
         }
-        let mut diag = Diagnostic::error("syntax", cx.file, d.span.into(), message);
+        let mut diag = Diagnostic::error("syntax", cx.file, span, message);
         diag.help = d.help.clone();
         cx.diags.push(diag);
     }

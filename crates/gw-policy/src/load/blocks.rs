@@ -141,7 +141,9 @@ fn credential(cx: &mut Cx<'_>, node: &KdlNode) -> Credential {
     let secret = |cx: &mut Cx<'_>, key: &str| {
         let (v, span) = prop_str(cx, node, key)?;
         let parsed = SecretRef::parse(&v);
-        if parsed.is_none() {
+        // A value that looks like a known secret was already reported by the
+        // file-wide scan; one report per leak is enough.
+        if parsed.is_none() && crate::looks_like_secret(&v).is_none() {
             cx.error_help(
                 "literal-secret",
                 span,
