@@ -29,7 +29,14 @@ static MYSQL: MySqlDialect = MySqlDialect {};
 /// own recursion, but left-deep operator chains (`1+1+1+...`) are built by a
 /// loop and can be far deeper than that limit; refusing them keeps the walk
 /// from exhausting the stack.
-const MAX_WALK_DEPTH: usize = 200;
+const MAX_WALK_DEPTH: usize = 500;
+
+/// The most infix operators one statement may hold. sqlparser builds operator
+/// chains (`a OR b OR c ...`, `x::t::t`, `UNION` chains) with a loop, so their
+/// depth escapes its recursion limit, and dropping such a tree recurses once
+/// per operator. Refusing larger statements (they become unparsed) keeps that
+/// drop well inside a 2 MiB thread stack.
+const MAX_INFIX_OPERATORS: usize = 8192;
 
 pub(crate) fn sql_dialect(dialect: Dialect) -> &'static dyn dialect::Dialect {
     match dialect {
@@ -50,6 +57,12 @@ pub(crate) fn classify_statements(dialect: Dialect, sql: &str) -> Result<Vec<Sta
         let significant = significant_tokens(&chunk);
         if significant.is_empty() {
             continue;
+        }
+        if infix_operators(&significant) > MAX_INFIX_OPERATORS {
+            return Err(format!(
+                "statement {}: more than {MAX_INFIX_OPERATORS} operators",
+                index + 1
+            ));
         }
         let calls = functions::side_effect_calls(&significant);
         let fallback = recognize::is_candidate(dialect, &significant);
@@ -76,6 +89,65 @@ pub(crate) fn classify_statements(dialect: Dialect, sql: &str) -> Result<Vec<Sta
         statements.push(statement);
     }
     Ok(statements)
+}
+
+/// Counts operator tokens in infix position (right after an operand). Prefix
+/// operators are not counted: sqlparser parses them recursively, under its
+/// recursion limit.
+fn infix_operators(tokens: &[&Token]) -> usize {
+    use sqlparser::keywords::Keyword as K;
+    let mut count = 0;
+    let mut after_operand = false;
+    for token in tokens {
+        let (is_operand, is_operator) = match token {
+            Token::Word(w) if w.quote_style.is_none() => {
+                let op = matches!(
+                    w.keyword,
+                    K::AND
+                        | K::OR
+                        | K::XOR
+                        | K::NOT
+                        | K::IS
+                        | K::LIKE
+                        | K::ILIKE
+                        | K::SIMILAR
+                        | K::BETWEEN
+                        | K::IN
+                        | K::COLLATE
+                        | K::AT
+                        | K::DIV
+                        | K::MOD
+                        | K::REGEXP
+                        | K::RLIKE
+                        | K::OPERATOR
+                        | K::UNION
+                        | K::EXCEPT
+                        | K::INTERSECT
+                        | K::MINUS
+                        | K::OVERLAPS
+                );
+                (!op, op)
+            }
+            Token::Word(_)
+            | Token::Number(..)
+            | Token::SingleQuotedString(_)
+            | Token::DoubleQuotedString(_)
+            | Token::DollarQuotedString(_)
+            | Token::EscapedStringLiteral(_)
+            | Token::NationalStringLiteral(_)
+            | Token::HexStringLiteral(_)
+            | Token::Placeholder(_)
+            | Token::RParen
+            | Token::RBracket => (true, false),
+            Token::Comma | Token::LParen | Token::LBracket | Token::Period => (false, false),
+            _ => (false, true),
+        };
+        if is_operator && after_operand {
+            count += 1;
+        }
+        after_operand = is_operand;
+    }
+    count
 }
 
 /// The tokens of a statement without whitespace and comments.
@@ -673,9 +745,18 @@ impl Walker {
         match body {
             SetExpr::Select(select) => self.select(select),
             SetExpr::Query(q) => self.query(q),
-            SetExpr::SetOperation { left, right, .. } => {
-                self.set_expr(left);
-                self.set_expr(right);
+            SetExpr::SetOperation { .. } => {
+                // `UNION` chains are left-deep: walk the spine in a loop.
+                let mut current = body;
+                let mut rights = Vec::new();
+                while let SetExpr::SetOperation { left, right, .. } = current {
+                    rights.push(right.as_ref());
+                    current = left;
+                }
+                self.set_expr(current);
+                for right in rights.into_iter().rev() {
+                    self.set_expr(right);
+                }
             }
             SetExpr::Values(values) => {
                 for row in &values.rows {
@@ -1058,11 +1139,24 @@ impl Walker {
             | Expr::Named { expr: x, .. }
             | Expr::IsJson { expr: x, .. }
             | Expr::IsNormalized { expr: x, .. } => self.expr(x),
+            Expr::BinaryOp { .. } => {
+                // Operator chains are left-deep and as long as the input
+                // makes them; walk down the left spine in a loop so that
+                // only real nesting counts against the depth limit.
+                // Right operands are walked afterwards, in source order.
+                let mut current = e;
+                let mut rights = Vec::new();
+                while let Expr::BinaryOp { left, right, .. } = current {
+                    rights.push(right.as_ref());
+                    current = left;
+                }
+                self.expr(current);
+                for right in rights.into_iter().rev() {
+                    self.expr(right);
+                }
+            }
             Expr::IsDistinctFrom(a, b)
             | Expr::IsNotDistinctFrom(a, b)
-            | Expr::BinaryOp {
-                left: a, right: b, ..
-            }
             | Expr::AnyOp {
                 left: a, right: b, ..
             }
