@@ -152,26 +152,27 @@ fn infix_operators(tokens: &[&Token]) -> usize {
 
 /// The tokens of a statement without whitespace and comments.
 fn significant_tokens(chunk: &[TokenWithSpan]) -> Vec<&Token> {
-    chunk
-        .iter()
-        .map(|t| &t.token)
-        .filter(|t| !matches!(t, Token::Whitespace(_)))
-        .collect()
+    let mut out = Vec::with_capacity(chunk.len());
+    out.extend(
+        chunk
+            .iter()
+            .map(|t| &t.token)
+            .filter(|t| !matches!(t, Token::Whitespace(_))),
+    );
+    out
 }
 
 /// Splits tokens at `;` outside parentheses. A `;` inside parentheses only
 /// occurs in PostgreSQL rule action lists; any other use is a syntax error
 /// the parser reports for the chunk that holds it.
-fn split_statements(tokens: Vec<TokenWithSpan>) -> Result<Vec<Vec<TokenWithSpan>>, String> {
-    let mut chunks = Vec::new();
-    let mut current = Vec::new();
+fn split_statements(mut tokens: Vec<TokenWithSpan>) -> Result<Vec<Vec<TokenWithSpan>>, String> {
+    // Find the separators first so that the common single-statement case
+    // hands the tokenizer's vector to the parser without copying it.
+    let mut separators = Vec::new();
     let mut depth = 0usize;
-    for token in tokens {
+    for (i, token) in tokens.iter().enumerate() {
         match &token.token {
-            Token::SemiColon if depth == 0 => {
-                chunks.push(std::mem::take(&mut current));
-                continue;
-            }
+            Token::SemiColon if depth == 0 => separators.push(i),
             Token::LParen => depth += 1,
             Token::RParen => depth = depth.saturating_sub(1),
             // sqlparser reads the lines after `COPY ... FROM STDIN;` as the
@@ -183,9 +184,15 @@ fn split_statements(tokens: Vec<TokenWithSpan>) -> Result<Vec<Vec<TokenWithSpan>
             }
             _ => {}
         }
-        current.push(token);
     }
-    chunks.push(current);
+    let mut chunks = Vec::with_capacity(separators.len() + 1);
+    for &i in separators.iter().rev() {
+        let chunk = tokens.split_off(i + 1);
+        tokens.truncate(i);
+        chunks.push(chunk);
+    }
+    chunks.push(tokens);
+    chunks.reverse();
     Ok(chunks)
 }
 
