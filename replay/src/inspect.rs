@@ -152,7 +152,17 @@ pub fn printable(data: &EventData, max: usize) -> String {
         EventData::Output(s) | EventData::Input(s) => strip_ansi(s),
         other => other.text().into_owned(),
     };
-    let escaped: String = text.chars().flat_map(char::escape_default).collect();
+    // Only control characters are escaped: the line must stay one line.
+    let escaped: String = text
+        .chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect();
     if escaped.chars().count() > max {
         let mut cut: String = escaped.chars().take(max.saturating_sub(1)).collect();
         cut.push('…');

@@ -18,12 +18,39 @@ impl Rng {
 }
 
 const WORDS: &[&str] = &[
-    "nginx", "postgres", "java", "python3", "sshd", "systemd", "kworker/0:1", "containerd", "etcd", "node",
-    "redis-server", "bash", "vim", "journalctl", "kubelet", "dockerd", "grafana", "prometheus",
+    "nginx",
+    "postgres",
+    "java",
+    "python3",
+    "sshd",
+    "systemd",
+    "kworker/0:1",
+    "containerd",
+    "etcd",
+    "node",
+    "redis-server",
+    "bash",
+    "vim",
+    "journalctl",
+    "kubelet",
+    "dockerd",
+    "grafana",
+    "prometheus",
 ];
 const FILES: &[&str] = &[
-    "access.log", "error.log", "app.conf", "Makefile", "README.md", "deploy.yaml", "backup.tar.gz", "id_rsa.pub",
-    "notes.txt", "main.rs", "Cargo.toml", "requirements.txt", "schema.sql",
+    "access.log",
+    "error.log",
+    "app.conf",
+    "Makefile",
+    "README.md",
+    "deploy.yaml",
+    "backup.tar.gz",
+    "id_rsa.pub",
+    "notes.txt",
+    "main.rs",
+    "Cargo.toml",
+    "requirements.txt",
+    "schema.sql",
 ];
 
 /// One chunk of terminal output, as an SSH server would send it.
@@ -92,7 +119,10 @@ pub fn terminal_chunk(rng: &mut Rng) -> Vec<u8> {
 /// One SQL statement and its result table.
 pub fn sql_statement(rng: &mut Rng) -> (String, Vec<Vec<String>>) {
     let table = ["users", "orders", "payments", "sessions", "audit_log"][rng.below(5) as usize];
-    let stmt = format!("SELECT id, name, email, created_at, status FROM {table} WHERE id > {} LIMIT 50", rng.below(100000));
+    let stmt = format!(
+        "SELECT id, name, email, created_at, status FROM {table} WHERE id > {} LIMIT 50",
+        rng.below(100000)
+    );
     let rows = (0..rng.below(50))
         .map(|_| {
             let id = rng.below(1_000_000);
@@ -100,7 +130,13 @@ pub fn sql_statement(rng: &mut Rng) -> (String, Vec<Vec<String>>) {
                 id.to_string(),
                 format!("user{id}"),
                 format!("user{id}@example.com"),
-                format!("2026-{:02}-{:02} {:02}:{:02}:00+00", 1 + rng.below(12), 1 + rng.below(28), rng.below(24), rng.below(60)),
+                format!(
+                    "2026-{:02}-{:02} {:02}:{:02}:00+00",
+                    1 + rng.below(12),
+                    1 + rng.below(28),
+                    rng.below(24),
+                    rng.below(60)
+                ),
                 ["active", "disabled", "pending"][rng.below(3) as usize].to_string(),
             ]
         })

@@ -7,13 +7,23 @@ mod synth;
 
 use std::time::{Duration, Instant};
 
-use gw_recording::{Decision, Header, SessionMeta, SigningKey, Verdict, Writer, WriterOptions, render_table};
+use gw_recording::{
+    Decision, Header, SessionMeta, SigningKey, Verdict, Writer, WriterOptions, render_table,
+};
 use synth::{Rng, sql_statement, terminal_chunk};
 
 const RAW_TARGET: usize = 128 << 20;
 
 fn header(protocol: &str) -> Header {
-    Header::new(120, 40, SessionMeta { session_id: "bench".into(), protocol: protocol.into(), ..SessionMeta::default() })
+    Header::new(
+        120,
+        40,
+        SessionMeta {
+            session_id: "bench".into(),
+            protocol: protocol.into(),
+            ..SessionMeta::default()
+        },
+    )
 }
 
 fn report(name: &str, raw: usize, out: usize, took: Duration) {
@@ -29,7 +39,13 @@ fn report(name: &str, raw: usize, out: usize, took: Duration) {
 fn terminal(key: &SigningKey) {
     let mut rng = Rng(1);
     let chunks: Vec<Vec<u8>> = (0..2000).map(|_| terminal_chunk(&mut rng)).collect();
-    let mut w = Writer::new(Vec::with_capacity(RAW_TARGET / 4), &header("ssh"), key, WriterOptions::default()).unwrap();
+    let mut w = Writer::new(
+        Vec::with_capacity(RAW_TARGET / 4),
+        &header("ssh"),
+        key,
+        WriterOptions::default(),
+    )
+    .unwrap();
     let (mut raw, mut t) = (0usize, Duration::ZERO);
     let start = Instant::now();
     let mut i = 0;
@@ -57,15 +73,32 @@ fn sql(key: &SigningKey) {
             (s, render_table(&cols, &rows, 100, 64), rows.len())
         })
         .collect();
-    let allow = Verdict { decision: Decision::Allow, rule: Some("read-only") };
-    let mut w = Writer::new(Vec::with_capacity(RAW_TARGET / 4), &header("postgres"), key, WriterOptions::default()).unwrap();
+    let allow = Verdict {
+        decision: Decision::Allow,
+        rule: Some("read-only"),
+    };
+    let mut w = Writer::new(
+        Vec::with_capacity(RAW_TARGET / 4),
+        &header("postgres"),
+        key,
+        WriterOptions::default(),
+    )
+    .unwrap();
     let (mut raw, mut t) = (0usize, Duration::ZERO);
     let start = Instant::now();
     let mut i = 0;
     while raw < RAW_TARGET {
         let (s, table, n) = &stmts[i % stmts.len()];
         t += Duration::from_millis(3);
-        w.record_statement(t, s, &allow, table, Some(*n as u64), Duration::from_micros(800)).unwrap();
+        w.record_statement(
+            t,
+            s,
+            &allow,
+            table,
+            Some(*n as u64),
+            Duration::from_micros(800),
+        )
+        .unwrap();
         raw += 2 * s.len() + table.len();
         i += 1;
     }

@@ -13,7 +13,10 @@ use gw_recording::{Header, SessionMeta, SigningKey, Writer, WriterOptions};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let (Some(dir), Some(mb)) = (args.get(1), args.get(2).and_then(|m| m.parse::<usize>().ok())) else {
+    let (Some(dir), Some(mb)) = (
+        args.get(1),
+        args.get(2).and_then(|m| m.parse::<usize>().ok()),
+    ) else {
         println!("usage: gen_corpus DIR MB");
         std::process::exit(2);
     };
@@ -33,7 +36,13 @@ fn main() {
             ..SessionMeta::default()
         };
         let f = std::fs::File::create(format!("{dir}/s{n:04}.cast.zst")).unwrap();
-        let mut w = Writer::new(BufWriter::new(f), &Header::new(120, 40, meta), &key, WriterOptions::default()).unwrap();
+        let mut w = Writer::new(
+            BufWriter::new(f),
+            &Header::new(120, 40, meta),
+            &key,
+            WriterOptions::default(),
+        )
+        .unwrap();
         let (mut raw, mut t) = (0usize, Duration::ZERO);
         while raw < per_file {
             let c = &chunks[(chunk_no * 7919) % chunks.len()];

@@ -193,6 +193,11 @@ impl<W: Write> Writer<W> {
         Ok(self.out)
     }
 
+    /// The underlying writer, e.g. to see how much a crash would leave behind.
+    pub fn get_ref(&self) -> &W {
+        &self.out
+    }
+
     /// Events written so far, by code `o i r m x`.
     pub fn counts(&self) -> EventCounts {
         self.counts
