@@ -86,7 +86,7 @@ impl SessionFilter {
 enum Matcher {
     All,
     Text {
-        finder: memmem::Finder<'static>,
+        finder: Box<memmem::Finder<'static>>,
         needle: String,
         raw_ok: bool,
     },
@@ -176,13 +176,13 @@ fn search_file(path: &Path, q: &Query) -> anyhow::Result<Option<(Header, Vec<Hit
             if !q.line_may_match(line) || !q.filter.time(start + us) {
                 continue;
             }
-            if let Some((_, data)) = parse_line(line) {
-                if q.event(&data) {
-                    hits.push(Hit {
-                        time_us: start + us,
-                        data,
-                    });
-                }
+            if let Some((_, data)) = parse_line(line)
+                && q.event(&data)
+            {
+                hits.push(Hit {
+                    time_us: start + us,
+                    data,
+                });
             }
         }
     }
@@ -196,7 +196,7 @@ pub fn run(args: &SearchArgs) -> anyhow::Result<()> {
             // Text that JSON leaves unescaped can be searched in the raw frame.
             let raw_ok = !t.is_empty() && !t.chars().any(|c| c < ' ' || c == '"' || c == '\\');
             Matcher::Text {
-                finder: memmem::Finder::new(t.as_bytes()).into_owned(),
+                finder: Box::new(memmem::Finder::new(t.as_bytes()).into_owned()),
                 needle: t.clone(),
                 raw_ok,
             }

@@ -3,6 +3,7 @@
 //! with `cargo bench -p gw-recording --bench write`.
 #![allow(clippy::print_stdout)]
 
+#[path = "support/synth.rs"]
 mod synth;
 
 use std::time::{Duration, Instant};

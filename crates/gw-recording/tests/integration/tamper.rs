@@ -94,12 +94,12 @@ fn every_truncation_reads_a_prefix_and_verifies_to_last_checkpoint() {
             .iter()
             .filter(|s| s.kind == "data")
             .map(|s| s.frame)
-            .last();
+            .next_back();
         let last_cp = done
             .iter()
             .filter(|s| s.kind == "checkpoint")
             .map(|s| s.frame)
-            .last();
+            .next_back();
         let at_boundary = done.last().is_some_and(|s| s.end == cut);
         let v = verify(part, &keys);
         let ends_signed = done.last().is_some_and(|s| s.kind == "checkpoint") && at_boundary;

@@ -5,7 +5,7 @@
 pub struct Rng(pub u64);
 
 impl Rng {
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -13,7 +13,7 @@ impl Rng {
     }
 
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+        self.next_u64() % n.max(1)
     }
 }
 
@@ -104,7 +104,7 @@ pub fn terminal_chunk(rng: &mut Rng) -> Vec<u8> {
                     rng.below(1000),
                     ["\x1b[32mINFO\x1b[0m", "\x1b[33mWARN\x1b[0m", "\x1b[31mERROR\x1b[0m"][rng.below(3) as usize],
                     WORDS[rng.below(WORDS.len() as u64) as usize],
-                    rng.next(),
+                    rng.next_u64(),
                     FILES[rng.below(FILES.len() as u64) as usize],
                     [200, 200, 200, 404, 500][rng.below(5) as usize],
                     rng.below(2000)
