@@ -2,8 +2,8 @@
 //! are directories or files, or Git revisions (`main`, `HEAD~1`,
 //! `origin/main:policy`) of the repository around the current directory.
 
-use crate::sources;
 use crate::Failure;
+use crate::sources;
 use anyhow::{Context as _, bail};
 use gw_policy::diagnostic::json_str;
 use gw_policy::{Change, Direction, Source};
@@ -61,8 +61,13 @@ fn resolve(spec: &str, repo: Option<&Path>) -> anyhow::Result<Vec<Source>> {
         .with_context(|| format!("`{rev}` is neither a path nor a Git revision"))?;
     let mut tree = commit.tree()?;
     if !subdir.is_empty() {
-        let entry = tree.get_path(Path::new(subdir)).with_context(|| format!("no `{subdir}` in {rev}"))?;
-        tree = entry.to_object(&repo)?.peel_to_tree().with_context(|| format!("`{subdir}` in {rev} is not a directory"))?;
+        let entry = tree
+            .get_path(Path::new(subdir))
+            .with_context(|| format!("no `{subdir}` in {rev}"))?;
+        tree = entry
+            .to_object(&repo)?
+            .peel_to_tree()
+            .with_context(|| format!("`{subdir}` in {rev} is not a directory"))?;
     }
     let mut out = Vec::new();
     let mut failure = None;
@@ -76,7 +81,13 @@ fn resolve(spec: &str, repo: Option<&Path>) -> anyhow::Result<Vec<Source>> {
         }
         let blob = entry.to_object(&repo).and_then(|o| o.peel_to_blob());
         match blob.map(|b| String::from_utf8(b.content().to_vec())) {
-            Ok(Ok(text)) => out.push(Source::new(format!("{rev}:{subdir}{}{dir}{name}", if subdir.is_empty() { "" } else { "/" }), text)),
+            Ok(Ok(text)) => out.push(Source::new(
+                format!(
+                    "{rev}:{subdir}{}{dir}{name}",
+                    if subdir.is_empty() { "" } else { "/" }
+                ),
+                text,
+            )),
             _ => failure = Some(format!("{dir}{name} in {rev} is not readable UTF-8")),
         }
         git2::TreeWalkResult::Ok
@@ -115,8 +126,14 @@ fn human(changes: &[Change]) -> String {
         }
         out.push_str(&format!("  {} {}\n", marker(c.direction), c.text));
     }
-    let loosened = changes.iter().filter(|c| c.direction == Direction::Loosened).count();
-    out.push_str(&format!("\n{} change(s), {loosened} loosening\n", changes.len()));
+    let loosened = changes
+        .iter()
+        .filter(|c| c.direction == Direction::Loosened)
+        .count();
+    out.push_str(&format!(
+        "\n{} change(s), {loosened} loosening\n",
+        changes.len()
+    ));
     out
 }
 
@@ -126,14 +143,24 @@ fn markdown(changes: &[Change], old: &str, new: &str) -> String {
         out.push_str("No change in what the policy grants or guards.\n");
         return out;
     }
-    let loosened = changes.iter().filter(|c| c.direction == Direction::Loosened).count();
+    let loosened = changes
+        .iter()
+        .filter(|c| c.direction == Direction::Loosened)
+        .count();
     if loosened > 0 {
-        out.push_str(&format!("**{loosened} change(s) loosen access or protection — review them carefully.**\n\n"));
+        out.push_str(&format!(
+            "**{loosened} change(s) loosen access or protection — review them carefully.**\n\n"
+        ));
     }
     out.push_str("| area | effect | change |\n|---|---|---|\n");
     for c in changes {
         let text = c.text.replace('|', "\\|");
-        out.push_str(&format!("| {} | {} | {} |\n", c.area.name(), c.direction.name(), text));
+        out.push_str(&format!(
+            "| {} | {} | {} |\n",
+            c.area.name(),
+            c.direction.name(),
+            text
+        ));
     }
     out
 }
@@ -141,7 +168,14 @@ fn markdown(changes: &[Change], old: &str, new: &str) -> String {
 fn json(changes: &[Change]) -> String {
     let items: Vec<_> = changes
         .iter()
-        .map(|c| format!("{{\"area\":{},\"effect\":{},\"text\":{}}}", json_str(c.area.name()), json_str(c.direction.name()), json_str(&c.text)))
+        .map(|c| {
+            format!(
+                "{{\"area\":{},\"effect\":{},\"text\":{}}}",
+                json_str(c.area.name()),
+                json_str(c.direction.name()),
+                json_str(&c.text)
+            )
+        })
         .collect();
     format!("[{}]\n", items.join(",\n "))
 }

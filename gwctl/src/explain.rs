@@ -50,12 +50,19 @@ pub(crate) struct Args {
 pub(crate) fn explain(args: Args) -> Result<(), Failure> {
     let sources = sources::read(&args.policy)?;
     let policy = sources::load(&sources)?;
-    let principal = Principal { subject: args.principal.clone(), groups: args.groups.clone() };
+    let principal = Principal {
+        subject: args.principal.clone(),
+        groups: args.groups.clone(),
+    };
     let now = args.at.unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
     });
     let session = policy.decide_session(&principal, &args.resource, now);
-    let kind = policy.resource(&args.resource).map_or(gw_policy::Kind::Postgres, |r| r.kind);
+    let kind = policy
+        .resource(&args.resource)
+        .map_or(gw_policy::Kind::Postgres, |r| r.kind);
     let command = command(&args, kind);
     let decision = match &command {
         Some(c) if session.decision.verdict != gw_policy::Verdict::Deny => {
@@ -75,7 +82,9 @@ fn command(args: &Args, kind: gw_policy::Kind) -> Option<Command> {
         return Some(Command::sql(kind, sql));
     }
     if let Some(shell) = &args.shell {
-        return Some(Command::Shell { command: shell.clone() });
+        return Some(Command::Shell {
+            command: shell.clone(),
+        });
     }
     if let Some(http) = &args.http {
         let (method, path) = (http.first()?.to_uppercase(), http.get(1)?.clone());
@@ -92,7 +101,12 @@ fn command(args: &Args, kind: gw_policy::Kind) -> Option<Command> {
 }
 
 fn human(d: &Decision, session: &Decision, command: Option<&Command>) -> String {
-    let mut out = format!("verdict: {}\nrule:    {}\nreason:  {}\n", d.verdict.name(), d.rule, d.reason);
+    let mut out = format!(
+        "verdict: {}\nrule:    {}\nreason:  {}\n",
+        d.verdict.name(),
+        d.rule,
+        d.reason
+    );
     if let Some(a) = &d.approval {
         out.push_str(&format!(
             "review:  {} approval(s) from \"{}\", expires after {}\n",
@@ -102,7 +116,11 @@ fn human(d: &Decision, session: &Decision, command: Option<&Command>) -> String 
         ));
     }
     if command.is_some() {
-        out.push_str(&format!("session: {} by {}\n", session.verdict.name(), session.rule));
+        out.push_str(&format!(
+            "session: {} by {}\n",
+            session.verdict.name(),
+            session.rule
+        ));
     }
     if let Some(Command::Sql(c)) = command {
         out.push_str("sql:\n");
@@ -117,7 +135,11 @@ fn human(d: &Decision, session: &Decision, command: Option<&Command>) -> String 
 fn sql_lines(c: &gw_sql::Classification) -> Vec<String> {
     if let Some(u) = &c.unparsed {
         let guessed: Vec<_> = u.guessed.iter().map(|k| k.name()).collect();
-        return vec![format!("unparsed: {} (looks like: {})", u.reason, guessed.join(", "))];
+        return vec![format!(
+            "unparsed: {} (looks like: {})",
+            u.reason,
+            guessed.join(", ")
+        )];
     }
     c.statements
         .iter()
@@ -136,8 +158,17 @@ fn sql_lines(c: &gw_sql::Classification) -> Vec<String> {
                 })
                 .collect();
             let risks: Vec<_> = s.risks.iter().map(|r| r.name()).collect();
-            let risks = if risks.is_empty() { String::new() } else { format!("; risks: {}", risks.join(", ")) };
-            format!("{}. {}: {}{risks}", i + 1, s.kind.name(), effects.join("; "))
+            let risks = if risks.is_empty() {
+                String::new()
+            } else {
+                format!("; risks: {}", risks.join(", "))
+            };
+            format!(
+                "{}. {}: {}{risks}",
+                i + 1,
+                s.kind.name(),
+                effects.join("; ")
+            )
         })
         .collect()
 }
@@ -145,7 +176,14 @@ fn sql_lines(c: &gw_sql::Classification) -> Vec<String> {
 fn json(d: &Decision, session: &Decision, command: Option<&Command>) -> String {
     let approval = d.approval.as_ref().map_or_else(
         || "null".to_owned(),
-        |a| format!("{{\"approvers\":{},\"quorum\":{},\"timeout_seconds\":{}}}", json_str(&a.approvers), a.quorum, a.timeout.as_secs()),
+        |a| {
+            format!(
+                "{{\"approvers\":{},\"quorum\":{},\"timeout_seconds\":{}}}",
+                json_str(&a.approvers),
+                a.quorum,
+                a.timeout.as_secs()
+            )
+        },
     );
     let sql = match command {
         Some(Command::Sql(c)) => {

@@ -19,7 +19,11 @@ pub(crate) fn lint(paths: &[PathBuf], format: Format) -> Result<(), Failure> {
             eprintln!("{files} file{} checked: {}", plural(files), summary(&diags));
         }
     }
-    if diags.iter().any(|d| d.severity == Severity::Error) { Err(Failure::Policy) } else { Ok(()) }
+    if diags.iter().any(|d| d.severity == Severity::Error) {
+        Err(Failure::Policy)
+    } else {
+        Ok(())
+    }
 }
 
 pub(crate) fn fmt(paths: &[PathBuf], check: bool) -> Result<(), Failure> {
@@ -35,7 +39,10 @@ pub(crate) fn fmt(paths: &[PathBuf], check: bool) -> Result<(), Failure> {
                 continue;
             }
             Err(gw_policy::FormatError::WouldDropComment(c)) => {
-                eprintln!("{}: left as is: formatting would drop the comment `{c}`; move it to its own line", src.path);
+                eprintln!(
+                    "{}: left as is: formatting would drop the comment `{c}`; move it to its own line",
+                    src.path
+                );
                 broken += 1;
                 continue;
             }
@@ -47,14 +54,22 @@ pub(crate) fn fmt(paths: &[PathBuf], check: bool) -> Result<(), Failure> {
         if check {
             println!("{}", src.path);
         } else {
-            std::fs::write(&src.path, formatted).with_context(|| format!("writing {}", src.path))?;
+            std::fs::write(&src.path, formatted)
+                .with_context(|| format!("writing {}", src.path))?;
             eprintln!("formatted {}", src.path);
         }
     }
     if check && unformatted > 0 {
-        eprintln!("{unformatted} file{} would be reformatted; run `gwctl fmt`", plural(unformatted));
+        eprintln!(
+            "{unformatted} file{} would be reformatted; run `gwctl fmt`",
+            plural(unformatted)
+        );
     }
-    if broken > 0 || (check && unformatted > 0) { Err(Failure::Policy) } else { Ok(()) }
+    if broken > 0 || (check && unformatted > 0) {
+        Err(Failure::Policy)
+    } else {
+        Ok(())
+    }
 }
 
 pub(crate) fn test(paths: &[PathBuf]) -> Result<(), Failure> {
@@ -64,7 +79,11 @@ pub(crate) fn test(paths: &[PathBuf]) -> Result<(), Failure> {
     println!("running {} test{}", outcomes.len(), plural(outcomes.len()));
     let mut failed = Vec::new();
     for o in &outcomes {
-        println!("test {} ... {}", o.case.name, if o.passed { "ok" } else { "FAILED" });
+        println!(
+            "test {} ... {}",
+            o.case.name,
+            if o.passed { "ok" } else { "FAILED" }
+        );
         if !o.passed {
             failed.push(o);
         }
@@ -73,10 +92,22 @@ pub(crate) fn test(paths: &[PathBuf]) -> Result<(), Failure> {
         let src = sources.get(o.case.origin.file);
         let (line, col) = src.map_or((1, 1), |s| s.line_col(o.case.origin.span.offset));
         println!("\n---- {} ----", o.case.name);
-        println!("  at:       {}:{line}:{col}", src.map_or("", |s| s.path.as_str()));
-        let want_rule = o.case.expect_rule.as_deref().map(|r| format!(" (rule \"{r}\")")).unwrap_or_default();
+        println!(
+            "  at:       {}:{line}:{col}",
+            src.map_or("", |s| s.path.as_str())
+        );
+        let want_rule = o
+            .case
+            .expect_rule
+            .as_deref()
+            .map(|r| format!(" (rule \"{r}\")"))
+            .unwrap_or_default();
         println!("  expected: {}{want_rule}", o.case.expect.name());
-        println!("  got:      {} by {}", o.decision.verdict.name(), o.decision.rule);
+        println!(
+            "  got:      {} by {}",
+            o.decision.verdict.name(),
+            o.decision.rule
+        );
         println!("  reason:   {}", o.decision.reason);
     }
     let passed = outcomes.len() - failed.len();
@@ -84,5 +115,9 @@ pub(crate) fn test(paths: &[PathBuf]) -> Result<(), Failure> {
     if outcomes.is_empty() {
         eprintln!("warning: the policy has no test blocks");
     }
-    if failed.is_empty() { Ok(()) } else { Err(Failure::Policy) }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::Policy)
+    }
 }

@@ -17,7 +17,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "gwctl", version, about = "Policy tools and client for the access gateway")]
+#[command(
+    name = "gwctl",
+    version,
+    about = "Policy tools and client for the access gateway"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -45,7 +49,7 @@ enum Command {
         paths: Vec<PathBuf>,
     },
     /// Explains the verdict for one request.
-    Explain(explain::Args),
+    Explain(Box<explain::Args>),
     /// Explains what changes between two policies (directories or Git revisions).
     Diff(diff::Args),
 }
@@ -75,7 +79,7 @@ fn main() -> ExitCode {
         Command::Lint { paths, format } => lint::lint(&paths, format),
         Command::Fmt { paths, check } => lint::fmt(&paths, check),
         Command::Test { paths } => lint::test(&paths),
-        Command::Explain(args) => explain::explain(args),
+        Command::Explain(args) => explain::explain(*args),
         Command::Diff(args) => diff::diff(args),
     };
     match result {
@@ -92,5 +96,8 @@ fn main() -> ExitCode {
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

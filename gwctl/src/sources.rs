@@ -10,7 +10,14 @@ use std::path::PathBuf;
 pub(crate) fn read(paths: &[PathBuf]) -> anyhow::Result<Vec<Source>> {
     let sources = gw_policy::source::read_paths(paths).context("reading the policy")?;
     if sources.is_empty() {
-        anyhow::bail!("no .kdl files under {}", paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
+        anyhow::bail!(
+            "no .kdl files under {}",
+            paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
     Ok(sources)
 }
@@ -33,9 +40,16 @@ pub(crate) fn load(sources: &[Source]) -> Result<Policy, Failure> {
 }
 
 pub(crate) fn summary(diags: &[Diagnostic]) -> String {
-    let errors = diags.iter().filter(|d| d.severity == Severity::Error).count();
+    let errors = diags
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count();
     let warnings = diags.len() - errors;
-    format!("{errors} error{}, {warnings} warning{}", plural(errors), plural(warnings))
+    format!(
+        "{errors} error{}, {warnings} warning{}",
+        plural(errors),
+        plural(warnings)
+    )
 }
 
 pub(crate) fn plural(n: usize) -> &'static str {

@@ -4,13 +4,20 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
 }
 
 /// Runs gwctl from the repository root and renders exit code, stdout and
 /// stderr as one snapshot-friendly text, with temp paths filtered.
 fn gwctl(args: &[&str], tmp: Option<&Path>) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_gwctl")).args(args).current_dir(repo_root()).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_gwctl"))
+        .args(args)
+        .current_dir(repo_root())
+        .output()
+        .unwrap();
     let mut text = format!(
         "exit: {}\n----- stdout -----\n{}----- stderr -----\n{}",
         out.status.code().unwrap_or(-1),
@@ -80,7 +87,8 @@ fn test_runner_output() {
 #[test]
 fn failing_policy_test_exits_1_and_says_why() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut text = std::fs::read_to_string(repo_root().join("policy-examples/quickstart/policy.kdl")).unwrap();
+    let mut text =
+        std::fs::read_to_string(repo_root().join("policy-examples/quickstart/policy.kdl")).unwrap();
     text.push_str("\ntest \"wrong expectation\" {\n    principal \"sam@example.com\"\n    groups \"sre\"\n    request resource=\"demo\" sql=\"TRUNCATE customers\"\n    expect \"allow\"\n}\n");
     std::fs::write(tmp.path().join("policy.kdl"), text).unwrap();
     let (code, out) = gwctl(&["test", tmp.path().to_str().unwrap()], Some(tmp.path()));
@@ -92,26 +100,64 @@ fn failing_policy_test_exits_1_and_says_why() {
 fn fmt_check_flags_unformatted_files() {
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("p.kdl");
-    std::fs::write(&file, "// x\nresource   \"a\" kind=\"tcp\"{\naddress \"h:1\"}\n").unwrap();
-    let (code, out) = gwctl(&["fmt", "--check", tmp.path().to_str().unwrap()], Some(tmp.path()));
+    std::fs::write(
+        &file,
+        "// x\nresource   \"a\" kind=\"tcp\"{\naddress \"h:1\"}\n",
+    )
+    .unwrap();
+    let (code, out) = gwctl(
+        &["fmt", "--check", tmp.path().to_str().unwrap()],
+        Some(tmp.path()),
+    );
     assert_eq!(code, 1, "{out}");
     let (code, _) = gwctl(&["fmt", tmp.path().to_str().unwrap()], Some(tmp.path()));
     assert_eq!(code, 0);
-    assert_eq!(std::fs::read_to_string(&file).unwrap(), "// x\nresource \"a\" kind=\"tcp\" {\n    address \"h:1\"\n}\n");
-    let (code, _) = gwctl(&["fmt", "--check", tmp.path().to_str().unwrap()], Some(tmp.path()));
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "// x\nresource \"a\" kind=\"tcp\" {\n    address \"h:1\"\n}\n"
+    );
+    let (code, _) = gwctl(
+        &["fmt", "--check", tmp.path().to_str().unwrap()],
+        Some(tmp.path()),
+    );
     assert_eq!(code, 0);
 }
 
 #[test]
 fn explain_human_and_json() {
-    let base = ["explain", "--policy", "policy-examples/multi-team", "--principal", "olga@example.com", "--groups", "payments-oncall"];
-    let sql = ["--resource", "orders-db", "--sql", "WITH d AS (DELETE FROM orders RETURNING *) SELECT * FROM d"];
+    let base = [
+        "explain",
+        "--policy",
+        "policy-examples/multi-team",
+        "--principal",
+        "olga@example.com",
+        "--groups",
+        "payments-oncall",
+    ];
+    let sql = [
+        "--resource",
+        "orders-db",
+        "--sql",
+        "WITH d AS (DELETE FROM orders RETURNING *) SELECT * FROM d",
+    ];
     let (code, out) = gwctl(&[&base[..], &sql[..]].concat(), None);
     assert_eq!(code, 0);
     insta::assert_snapshot!("explain_human", out);
-    let (_, out) = gwctl(&[&base[..], &sql[..], &["--format", "json"][..]].concat(), None);
+    let (_, out) = gwctl(
+        &[&base[..], &sql[..], &["--format", "json"][..]].concat(),
+        None,
+    );
     insta::assert_snapshot!("explain_json", out);
-    let kube = ["--resource", "prod-cluster", "--verb", "delete", "--kube-resource", "namespaces", "--name", "checkout"];
+    let kube = [
+        "--resource",
+        "prod-cluster",
+        "--verb",
+        "delete",
+        "--kube-resource",
+        "namespaces",
+        "--name",
+        "checkout",
+    ];
     let (_, out) = gwctl(&[&base[..], &kube[..]].concat(), None);
     insta::assert_snapshot!("explain_no_grant", out);
 }
@@ -145,27 +191,70 @@ fn diff_between_git_revisions() {
         assert!(text.contains(from), "{file} lacks {from}");
         std::fs::write(&path, text.replace(from, to)).unwrap();
     };
-    edit("teams/payments.kdl", "groups \"payments-oncall\" \"sre\"", "groups \"payments-oncall\" \"sre\" \"support\"");
+    edit(
+        "teams/payments.kdl",
+        "groups \"payments-oncall\" \"sre\"",
+        "groups \"payments-oncall\" \"sre\" \"support\"",
+    );
     edit("teams/payments.kdl", "quorum=2", "quorum=1");
-    edit("teams/sre.kdl", "allow \"port-forward\" \"agent-forward\"", "allow \"port-forward\"");
-    edit("shared/defaults.kdl", "detect \"credit-card\" \"email\" \"us-ssn\" \"phone\" \"iban\"", "detect \"credit-card\" \"email\"");
-    edit("teams/platform.kdl", "action \"log\"", "action \"review\" approvers=\"platform\"");
+    edit(
+        "teams/sre.kdl",
+        "allow \"port-forward\" \"agent-forward\"",
+        "allow \"port-forward\"",
+    );
+    edit(
+        "shared/defaults.kdl",
+        "detect \"credit-card\" \"email\" \"us-ssn\" \"phone\" \"iban\"",
+        "detect \"credit-card\" \"email\"",
+    );
+    edit(
+        "teams/platform.kdl",
+        "action \"log\"",
+        "action \"review\" approvers=\"platform\"",
+    );
     git(repo, &["commit", "-qam", "v2"]);
     let repo_s = repo.to_str().unwrap();
-    let (code, out) = gwctl(&["diff", "--repo", repo_s, "HEAD~1:policy", "HEAD:policy"], Some(repo));
+    let (code, out) = gwctl(
+        &["diff", "--repo", repo_s, "HEAD~1:policy", "HEAD:policy"],
+        Some(repo),
+    );
     assert_eq!(code, 0, "{out}");
     insta::assert_snapshot!("diff_human", out);
-    let (_, out) = gwctl(&["diff", "--repo", repo_s, "--format", "markdown", "main~1:policy", "main:policy"], Some(repo));
+    let (_, out) = gwctl(
+        &[
+            "diff",
+            "--repo",
+            repo_s,
+            "--format",
+            "markdown",
+            "main~1:policy",
+            "main:policy",
+        ],
+        Some(repo),
+    );
     insta::assert_snapshot!("diff_markdown", out);
-    let (code, out) = gwctl(&["diff", "--repo", repo_s, "nonexistent-rev", "HEAD"], Some(repo));
+    let (code, out) = gwctl(
+        &["diff", "--repo", repo_s, "nonexistent-rev", "HEAD"],
+        Some(repo),
+    );
     assert_eq!(code, 2, "{out}");
 }
 
 #[test]
 fn diff_of_identical_directories_is_empty() {
-    let (code, out) = gwctl(&["diff", "policy-examples/quickstart", "policy-examples/quickstart"], None);
+    let (code, out) = gwctl(
+        &[
+            "diff",
+            "policy-examples/quickstart",
+            "policy-examples/quickstart",
+        ],
+        None,
+    );
     assert_eq!(code, 0);
-    assert!(out.contains("no change in what the policy grants or guards"), "{out}");
+    assert!(
+        out.contains("no change in what the policy grants or guards"),
+        "{out}"
+    );
 }
 
 fn copy_dir(from: &Path, to: &Path) {

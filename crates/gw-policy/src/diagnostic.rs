@@ -36,7 +36,12 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    pub fn error(code: &'static str, file: usize, span: Span, message: impl Into<String>) -> Diagnostic {
+    pub fn error(
+        code: &'static str,
+        file: usize,
+        span: Span,
+        message: impl Into<String>,
+    ) -> Diagnostic {
         Diagnostic {
             severity: Severity::Error,
             code,
@@ -63,7 +68,10 @@ pub struct Span {
 
 impl From<miette::SourceSpan> for Span {
     fn from(s: miette::SourceSpan) -> Span {
-        Span { offset: s.offset(), len: s.len() }
+        Span {
+            offset: s.offset(),
+            len: s.len(),
+        }
     }
 }
 
@@ -81,9 +89,21 @@ pub fn locate<'a>(sources: &'a [Source], d: &'a Diagnostic) -> Located<'a> {
     match sources.get(d.file) {
         Some(src) => {
             let (line, column) = src.line_col(d.offset);
-            Located { diagnostic: d, path: &src.path, line, column, source_line: src.line_text(line) }
+            Located {
+                diagnostic: d,
+                path: &src.path,
+                line,
+                column,
+                source_line: src.line_text(line),
+            }
         }
-        None => Located { diagnostic: d, path: "<unknown>", line: 1, column: 1, source_line: "" },
+        None => Located {
+            diagnostic: d,
+            path: "<unknown>",
+            line: 1,
+            column: 1,
+            source_line: "",
+        },
     }
 }
 
@@ -99,7 +119,12 @@ pub fn render_human(sources: &[Source], diagnostics: &[Diagnostic]) -> String {
         let _ = writeln!(out, "{pad} |");
         let _ = writeln!(out, "{} | {}", l.line, l.source_line.replace('\t', " "));
         let width = caret_width(l.source_line, l.column, d.len);
-        let _ = writeln!(out, "{pad} | {}{}", " ".repeat(l.column - 1), "^".repeat(width));
+        let _ = writeln!(
+            out,
+            "{pad} | {}{}",
+            " ".repeat(l.column - 1),
+            "^".repeat(width)
+        );
         if let Some(help) = &d.help {
             let _ = writeln!(out, "{pad} = help: {help}");
         }
@@ -163,7 +188,9 @@ pub fn render_github(sources: &[Source], diagnostics: &[Diagnostic]) -> String {
 // Workflow commands need %, CR and LF escaped in data, and also ':' and ','
 // in property values.
 fn gh_data(s: &str) -> String {
-    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
 }
 
 fn gh_property(s: &str) -> String {

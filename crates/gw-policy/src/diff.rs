@@ -72,7 +72,11 @@ pub fn diff(old: &Policy, new: &Policy) -> Vec<Change> {
 }
 
 fn push(out: &mut Vec<Change>, area: Area, direction: Direction, text: String) {
-    out.push(Change { area, direction, text });
+    out.push(Change {
+        area,
+        direction,
+        text,
+    });
 }
 
 /// What one subject may do on one resource, merged over all grants.
@@ -90,12 +94,14 @@ fn access_map(p: &Policy) -> BTreeMap<(String, String), Access> {
     for g in &p.grants {
         for subject in subjects(&g.subjects) {
             for r in p.resources.iter().filter(|r| g.resources.matches(r)) {
-                let a = map.entry((subject.clone(), r.name.clone())).or_insert(Access {
-                    direct: false,
-                    max_session: Duration::ZERO,
-                    extras: Vec::new(),
-                    grants: Vec::new(),
-                });
+                let a = map
+                    .entry((subject.clone(), r.name.clone()))
+                    .or_insert(Access {
+                        direct: false,
+                        max_session: Duration::ZERO,
+                        extras: Vec::new(),
+                        grants: Vec::new(),
+                    });
                 merge(a, g, p.settings.max_session);
             }
         }
@@ -113,7 +119,11 @@ fn merge(a: &mut Access, g: &Grant, default: Duration) {
 }
 
 fn subjects(s: &Subjects) -> Vec<String> {
-    s.groups.iter().map(|g| format!("group \"{g}\"")).chain(s.principals.iter().map(|p| format!("\"{p}\""))).collect()
+    s.groups
+        .iter()
+        .map(|g| format!("group \"{g}\""))
+        .chain(s.principals.iter().map(|p| format!("\"{p}\"")))
+        .collect()
 }
 
 fn access(old: &Policy, new: &Policy, out: &mut Vec<Change>) {
@@ -122,27 +132,58 @@ fn access(old: &Policy, new: &Policy, out: &mut Vec<Change>) {
         let via = grant_list(&a.grants);
         match before.get(&(who.clone(), resource.clone())) {
             None => {
-                let how = if a.direct { String::new() } else { " after approval".into() };
-                push(out, Area::Access, Direction::Loosened, format!("{who} gains access to \"{resource}\"{how} ({via})"));
+                let how = if a.direct {
+                    String::new()
+                } else {
+                    " after approval".into()
+                };
+                push(
+                    out,
+                    Area::Access,
+                    Direction::Loosened,
+                    format!("{who} gains access to \"{resource}\"{how} ({via})"),
+                );
             }
             Some(b) => compare_access(out, who, resource, b, a),
         }
     }
     for ((who, resource), b) in &before {
         if !after.contains_key(&(who.clone(), resource.clone())) {
-            push(out, Area::Access, Direction::Tightened, format!("{who} loses access to \"{resource}\" (was {})", grant_list(&b.grants)));
+            push(
+                out,
+                Area::Access,
+                Direction::Tightened,
+                format!(
+                    "{who} loses access to \"{resource}\" (was {})",
+                    grant_list(&b.grants)
+                ),
+            );
         }
     }
 }
 
 fn compare_access(out: &mut Vec<Change>, who: &str, resource: &str, b: &Access, a: &Access) {
     if b.direct && !a.direct {
-        push(out, Area::Access, Direction::Tightened, format!("{who} now needs approval to reach \"{resource}\""));
+        push(
+            out,
+            Area::Access,
+            Direction::Tightened,
+            format!("{who} now needs approval to reach \"{resource}\""),
+        );
     } else if !b.direct && a.direct {
-        push(out, Area::Access, Direction::Loosened, format!("{who} no longer needs approval to reach \"{resource}\""));
+        push(
+            out,
+            Area::Access,
+            Direction::Loosened,
+            format!("{who} no longer needs approval to reach \"{resource}\""),
+        );
     }
     if a.max_session != b.max_session {
-        let dir = if a.max_session > b.max_session { Direction::Loosened } else { Direction::Tightened };
+        let dir = if a.max_session > b.max_session {
+            Direction::Loosened
+        } else {
+            Direction::Tightened
+        };
         push(
             out,
             Area::Access,
@@ -155,10 +196,20 @@ fn compare_access(out: &mut Vec<Change>, who: &str, resource: &str, b: &Access, 
         );
     }
     for e in a.extras.iter().filter(|e| !b.extras.contains(e)) {
-        push(out, Area::Access, Direction::Loosened, format!("{who} may now use {} on \"{resource}\"", e.name()));
+        push(
+            out,
+            Area::Access,
+            Direction::Loosened,
+            format!("{who} may now use {} on \"{resource}\"", e.name()),
+        );
     }
     for e in b.extras.iter().filter(|e| !a.extras.contains(e)) {
-        push(out, Area::Access, Direction::Tightened, format!("{who} may no longer use {} on \"{resource}\"", e.name()));
+        push(
+            out,
+            Area::Access,
+            Direction::Tightened,
+            format!("{who} may no longer use {} on \"{resource}\"", e.name()),
+        );
     }
 }
 
@@ -171,44 +222,135 @@ fn guards(old: &Policy, new: &Policy, out: &mut Vec<Change>) {
     for g in &new.guards {
         match old.guards.iter().find(|o| o.name == g.name) {
             None => {
-                let dir = if g.action > Action::Allow { Direction::Tightened } else { Direction::Loosened };
-                push(out, Area::Guards, dir, format!("new guard \"{}\": {} {}", g.name, g.action.name(), describe_guard(g)));
+                let dir = if g.action > Action::Allow {
+                    Direction::Tightened
+                } else {
+                    Direction::Loosened
+                };
+                push(
+                    out,
+                    Area::Guards,
+                    dir,
+                    format!(
+                        "new guard \"{}\": {} {}",
+                        g.name,
+                        g.action.name(),
+                        describe_guard(g)
+                    ),
+                );
             }
             Some(o) => compare_guard(out, o, g),
         }
     }
-    for o in old.guards.iter().filter(|o| !new.guards.iter().any(|g| g.name == o.name)) {
-        let dir = if o.action > Action::Allow { Direction::Loosened } else { Direction::Tightened };
-        push(out, Area::Guards, dir, format!("guard \"{}\" removed: it would {} {}", o.name, o.action.name(), describe_guard(o)));
+    for o in old
+        .guards
+        .iter()
+        .filter(|o| !new.guards.iter().any(|g| g.name == o.name))
+    {
+        let dir = if o.action > Action::Allow {
+            Direction::Loosened
+        } else {
+            Direction::Tightened
+        };
+        push(
+            out,
+            Area::Guards,
+            dir,
+            format!(
+                "guard \"{}\" removed: it would {} {}",
+                o.name,
+                o.action.name(),
+                describe_guard(o)
+            ),
+        );
     }
 }
 
 fn compare_guard(out: &mut Vec<Change>, o: &Guard, g: &Guard) {
     if o.action != g.action {
-        let dir = if g.action > o.action { Direction::Tightened } else { Direction::Loosened };
-        push(out, Area::Guards, dir, format!("guard \"{}\" now says {} (was {})", g.name, g.action.name(), o.action.name()));
+        let dir = if g.action > o.action {
+            Direction::Tightened
+        } else {
+            Direction::Loosened
+        };
+        push(
+            out,
+            Area::Guards,
+            dir,
+            format!(
+                "guard \"{}\" now says {} (was {})",
+                g.name,
+                g.action.name(),
+                o.action.name()
+            ),
+        );
     }
     if let (Some(a), Some(b)) = (&o.approval, &g.approval) {
         if b.quorum != a.quorum {
-            let dir = if b.quorum > a.quorum { Direction::Tightened } else { Direction::Loosened };
-            push(out, Area::Guards, dir, format!("guard \"{}\" needs {} approver(s) (was {})", g.name, b.quorum, a.quorum));
+            let dir = if b.quorum > a.quorum {
+                Direction::Tightened
+            } else {
+                Direction::Loosened
+            };
+            push(
+                out,
+                Area::Guards,
+                dir,
+                format!(
+                    "guard \"{}\" needs {} approver(s) (was {})",
+                    g.name, b.quorum, a.quorum
+                ),
+            );
         }
         if b.approvers != a.approvers {
-            push(out, Area::Guards, Direction::Neutral, format!("guard \"{}\" is approved by \"{}\" (was \"{}\")", g.name, b.approvers, a.approvers));
+            push(
+                out,
+                Area::Guards,
+                Direction::Neutral,
+                format!(
+                    "guard \"{}\" is approved by \"{}\" (was \"{}\")",
+                    g.name, b.approvers, a.approvers
+                ),
+            );
         }
     }
-    for who in subjects(&g.except).into_iter().filter(|s| !subjects(&o.except).contains(s)) {
-        push(out, Area::Guards, Direction::Loosened, format!("guard \"{}\" no longer applies to {who}", g.name));
+    for who in subjects(&g.except)
+        .into_iter()
+        .filter(|s| !subjects(&o.except).contains(s))
+    {
+        push(
+            out,
+            Area::Guards,
+            Direction::Loosened,
+            format!("guard \"{}\" no longer applies to {who}", g.name),
+        );
     }
-    for who in subjects(&o.except).into_iter().filter(|s| !subjects(&g.except).contains(s)) {
-        push(out, Area::Guards, Direction::Tightened, format!("guard \"{}\" now applies to {who} again", g.name));
+    for who in subjects(&o.except)
+        .into_iter()
+        .filter(|s| !subjects(&g.except).contains(s))
+    {
+        push(
+            out,
+            Area::Guards,
+            Direction::Tightened,
+            format!("guard \"{}\" now applies to {who} again", g.name),
+        );
     }
-    if o.matchers != g.matchers || o.resources != g.resources || o.protocols != g.protocols || o.applies_to != g.applies_to {
+    if o.matchers != g.matchers
+        || o.resources != g.resources
+        || o.protocols != g.protocols
+        || o.applies_to != g.applies_to
+    {
         push(
             out,
             Area::Guards,
             Direction::Neutral,
-            format!("guard \"{}\" now matches {} (was {})", g.name, describe_guard(g), describe_guard(o)),
+            format!(
+                "guard \"{}\" now matches {} (was {})",
+                g.name,
+                describe_guard(g),
+                describe_guard(o)
+            ),
         );
     }
 }
@@ -219,13 +361,28 @@ fn describe_guard(g: &Guard) -> String {
     let mut parts = Vec::new();
     let names = |v: Vec<String>| v.join(" ");
     if !m.statements.is_empty() {
-        parts.push(format!("statements {}", names(m.statements.iter().map(|k| k.name().to_uppercase()).collect())));
+        parts.push(format!(
+            "statements {}",
+            names(
+                m.statements
+                    .iter()
+                    .map(|k| k.name().to_uppercase())
+                    .collect()
+            )
+        ));
     }
     if !m.tables.is_empty() {
-        parts.push(format!("on tables {}", names(m.tables.iter().map(|t| t.full.to_string()).collect())));
+        parts.push(format!(
+            "on tables {}",
+            names(m.tables.iter().map(|t| t.full.to_string()).collect())
+        ));
     }
     if let Some(w) = m.has_where {
-        parts.push(if w { "with WHERE".into() } else { "without WHERE".into() });
+        parts.push(if w {
+            "with WHERE".into()
+        } else {
+            "without WHERE".into()
+        });
     }
     if !m.risks.is_empty() {
         parts.push(format!("with risks {}", m.risks.join(" ")));
@@ -234,28 +391,47 @@ fn describe_guard(g: &Guard) -> String {
         parts.push(format!("verbs {}", m.verbs.join(" ")));
     }
     if !m.kube_resources.is_empty() {
-        parts.push(format!("on {}", names(m.kube_resources.iter().map(|g| g.to_string()).collect())));
+        parts.push(format!(
+            "on {}",
+            names(m.kube_resources.iter().map(|g| g.to_string()).collect())
+        ));
     }
     if !m.subresources.is_empty() {
         parts.push(format!("subresources {}", m.subresources.join(" ")));
     }
     if !m.namespaces.is_empty() {
-        parts.push(format!("in namespaces {}", names(m.namespaces.iter().map(|g| g.to_string()).collect())));
+        parts.push(format!(
+            "in namespaces {}",
+            names(m.namespaces.iter().map(|g| g.to_string()).collect())
+        ));
     }
     if !m.methods.is_empty() {
         parts.push(m.methods.join(" "));
     }
     if !m.paths.is_empty() {
-        parts.push(format!("paths {}", names(m.paths.iter().map(|g| g.to_string()).collect())));
+        parts.push(format!(
+            "paths {}",
+            names(m.paths.iter().map(|g| g.to_string()).collect())
+        ));
     }
     if !m.commands.is_empty() {
-        parts.push(format!("commands {}", names(m.commands.iter().map(|g| format!("`{g}`")).collect())));
+        parts.push(format!(
+            "commands {}",
+            names(m.commands.iter().map(|g| format!("`{g}`")).collect())
+        ));
     }
     if parts.is_empty() {
         parts.push("every command".into());
     }
     if !g.protocols.is_empty() {
-        parts.push(format!("({})", g.protocols.iter().map(|k| k.name()).collect::<Vec<_>>().join(", ")));
+        parts.push(format!(
+            "({})",
+            g.protocols
+                .iter()
+                .map(|k| k.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
     }
     parts.join(" ")
 }
@@ -263,25 +439,66 @@ fn describe_guard(g: &Guard) -> String {
 fn masks(old: &Policy, new: &Policy, out: &mut Vec<Change>) {
     for o in &old.masks {
         let Some(m) = new.masks.iter().find(|m| m.name == o.name) else {
-            push(out, Area::Masks, Direction::Loosened, format!("mask \"{}\" removed: {} are no longer masked", o.name, mask_items(o).join(", ")));
+            push(
+                out,
+                Area::Masks,
+                Direction::Loosened,
+                format!(
+                    "mask \"{}\" removed: {} are no longer masked",
+                    o.name,
+                    mask_items(o).join(", ")
+                ),
+            );
             continue;
         };
         let (was, now) = (mask_items(o), mask_items(m));
         for item in was.iter().filter(|i| !now.contains(i)) {
-            push(out, Area::Masks, Direction::Loosened, format!("mask \"{}\" no longer masks {item}", m.name));
+            push(
+                out,
+                Area::Masks,
+                Direction::Loosened,
+                format!("mask \"{}\" no longer masks {item}", m.name),
+            );
         }
         for item in now.iter().filter(|i| !was.contains(i)) {
-            push(out, Area::Masks, Direction::Tightened, format!("mask \"{}\" now masks {item}", m.name));
+            push(
+                out,
+                Area::Masks,
+                Direction::Tightened,
+                format!("mask \"{}\" now masks {item}", m.name),
+            );
         }
-        for who in subjects(&m.except).into_iter().filter(|s| !subjects(&o.except).contains(s)) {
-            push(out, Area::Masks, Direction::Loosened, format!("mask \"{}\" no longer applies to {who}", m.name));
+        for who in subjects(&m.except)
+            .into_iter()
+            .filter(|s| !subjects(&o.except).contains(s))
+        {
+            push(
+                out,
+                Area::Masks,
+                Direction::Loosened,
+                format!("mask \"{}\" no longer applies to {who}", m.name),
+            );
         }
         if o.resources != m.resources {
-            push(out, Area::Masks, Direction::Neutral, format!("mask \"{}\" applies to different resources", m.name));
+            push(
+                out,
+                Area::Masks,
+                Direction::Neutral,
+                format!("mask \"{}\" applies to different resources", m.name),
+            );
         }
     }
-    for m in new.masks.iter().filter(|m| !old.masks.iter().any(|o| o.name == m.name)) {
-        push(out, Area::Masks, Direction::Tightened, format!("new mask \"{}\" masks {}", m.name, mask_items(m).join(", ")));
+    for m in new
+        .masks
+        .iter()
+        .filter(|m| !old.masks.iter().any(|o| o.name == m.name))
+    {
+        push(
+            out,
+            Area::Masks,
+            Direction::Tightened,
+            format!("new mask \"{}\" masks {}", m.name, mask_items(m).join(", ")),
+        );
     }
 }
 
@@ -298,60 +515,179 @@ fn mask_items(m: &Mask) -> Vec<String> {
 fn resources(old: &Policy, new: &Policy, out: &mut Vec<Change>) {
     for r in &new.resources {
         match old.resource(&r.name) {
-            None => push(out, Area::Resources, Direction::Neutral, format!("new {} resource \"{}\" at {}", r.kind.name(), r.name, r.address)),
+            None => push(
+                out,
+                Area::Resources,
+                Direction::Neutral,
+                format!(
+                    "new {} resource \"{}\" at {}",
+                    r.kind.name(),
+                    r.name,
+                    r.address
+                ),
+            ),
             Some(o) => compare_resource(out, o, r),
         }
     }
-    for o in old.resources.iter().filter(|o| new.resource(&o.name).is_none()) {
-        push(out, Area::Resources, Direction::Neutral, format!("resource \"{}\" removed", o.name));
+    for o in old
+        .resources
+        .iter()
+        .filter(|o| new.resource(&o.name).is_none())
+    {
+        push(
+            out,
+            Area::Resources,
+            Direction::Neutral,
+            format!("resource \"{}\" removed", o.name),
+        );
     }
 }
 
 fn compare_resource(out: &mut Vec<Change>, o: &Resource, r: &Resource) {
     if o.address != r.address {
-        push(out, Area::Resources, Direction::Neutral, format!("resource \"{}\" moves to {} (was {})", r.name, r.address, o.address));
+        push(
+            out,
+            Area::Resources,
+            Direction::Neutral,
+            format!(
+                "resource \"{}\" moves to {} (was {})",
+                r.name, r.address, o.address
+            ),
+        );
     }
     let tls = |x: &Resource| x.tls.as_ref().map(|t| t.mode);
     if tls(o) != tls(r) {
         let rank = |m: Option<crate::model::TlsMode>| m.map_or(3, |m| m as u8);
-        let dir = if rank(tls(r)) < rank(tls(o)) { Direction::Loosened } else { Direction::Tightened };
-        push(out, Area::Resources, dir, format!("resource \"{}\" TLS is now {:?} (was {:?})", r.name, tls(r), tls(o)));
+        let dir = if rank(tls(r)) < rank(tls(o)) {
+            Direction::Loosened
+        } else {
+            Direction::Tightened
+        };
+        push(
+            out,
+            Area::Resources,
+            dir,
+            format!(
+                "resource \"{}\" TLS is now {:?} (was {:?})",
+                r.name,
+                tls(r),
+                tls(o)
+            ),
+        );
     }
     if o.credential != r.credential {
-        push(out, Area::Resources, Direction::Neutral, format!("resource \"{}\" uses a different credential reference", r.name));
+        push(
+            out,
+            Area::Resources,
+            Direction::Neutral,
+            format!(
+                "resource \"{}\" uses a different credential reference",
+                r.name
+            ),
+        );
     }
     if o.trust_on_first_use != r.trust_on_first_use || o.host_keys != r.host_keys {
-        let dir = if r.trust_on_first_use && !o.trust_on_first_use { Direction::Loosened } else { Direction::Neutral };
-        push(out, Area::Resources, dir, format!("resource \"{}\" host key pinning changed", r.name));
+        let dir = if r.trust_on_first_use && !o.trust_on_first_use {
+            Direction::Loosened
+        } else {
+            Direction::Neutral
+        };
+        push(
+            out,
+            Area::Resources,
+            dir,
+            format!("resource \"{}\" host key pinning changed", r.name),
+        );
     }
     if o.labels != r.labels {
-        push(out, Area::Resources, Direction::Neutral, format!("resource \"{}\" labels changed (this can change which rules select it)", r.name));
+        push(
+            out,
+            Area::Resources,
+            Direction::Neutral,
+            format!(
+                "resource \"{}\" labels changed (this can change which rules select it)",
+                r.name
+            ),
+        );
     }
 }
 
 fn settings(old: &Policy, new: &Policy, out: &mut Vec<Change>) {
     let (a, b) = (&old.settings, &new.settings);
     if a.command != b.command {
-        let dir = if b.command > a.command { Direction::Tightened } else { Direction::Loosened };
-        push(out, Area::Settings, dir, format!("commands no guard matches are now {} (was {})", b.command.name(), a.command.name()));
+        let dir = if b.command > a.command {
+            Direction::Tightened
+        } else {
+            Direction::Loosened
+        };
+        push(
+            out,
+            Area::Settings,
+            dir,
+            format!(
+                "commands no guard matches are now {} (was {})",
+                b.command.name(),
+                a.command.name()
+            ),
+        );
     }
     if a.unparsed != b.unparsed {
         let name = |u: &Unparsed| match u {
             Unparsed::Strictest => "the strictest guard".to_owned(),
             Unparsed::Action(a, _) => a.name().to_owned(),
         };
-        let dir = if b.unparsed == Unparsed::Strictest { Direction::Tightened } else { Direction::Loosened };
-        push(out, Area::Settings, dir, format!("unparsable SQL is now treated as {} (was {})", name(&b.unparsed), name(&a.unparsed)));
+        let dir = if b.unparsed == Unparsed::Strictest {
+            Direction::Tightened
+        } else {
+            Direction::Loosened
+        };
+        push(
+            out,
+            Area::Settings,
+            dir,
+            format!(
+                "unparsable SQL is now treated as {} (was {})",
+                name(&b.unparsed),
+                name(&a.unparsed)
+            ),
+        );
     }
     if a.max_session != b.max_session {
-        let dir = if b.max_session > a.max_session { Direction::Loosened } else { Direction::Tightened };
-        push(out, Area::Settings, dir, format!("default session length is {} (was {})", human_duration(b.max_session), human_duration(a.max_session)));
+        let dir = if b.max_session > a.max_session {
+            Direction::Loosened
+        } else {
+            Direction::Tightened
+        };
+        push(
+            out,
+            Area::Settings,
+            dir,
+            format!(
+                "default session length is {} (was {})",
+                human_duration(b.max_session),
+                human_duration(a.max_session)
+            ),
+        );
     }
     for r in &new.resources {
         let (x, y) = (old.recording_terms(r), new.recording_terms(r));
         if old.resource(&r.name).is_some() && x.on_failure != y.on_failure {
-            let dir = if y.on_failure < x.on_failure { Direction::Loosened } else { Direction::Tightened };
-            push(out, Area::Settings, dir, format!("when recording \"{}\" fails: {} (was {})", r.name, y.on_failure.name(), x.on_failure.name()));
+            let dir = if y.on_failure < x.on_failure {
+                Direction::Loosened
+            } else {
+                Direction::Tightened
+            };
+            push(
+                out,
+                Area::Settings,
+                dir,
+                format!(
+                    "when recording \"{}\" fails: {} (was {})",
+                    r.name,
+                    y.on_failure.name(),
+                    x.on_failure.name()
+                ),
+            );
         }
     }
 }

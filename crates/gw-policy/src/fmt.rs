@@ -46,7 +46,12 @@ fn comments(text: &str) -> Vec<String> {
                 }
                 Some('*') => {
                     let end = text[i..].find("*/").map_or(text.len(), |n| i + n + 2);
-                    out.push(text[i..end].split_whitespace().collect::<Vec<_>>().join(" "));
+                    out.push(
+                        text[i..end]
+                            .split_whitespace()
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                    );
                     while chars.peek().is_some_and(|(j, _)| *j < end) {
                         chars.next();
                     }
@@ -56,7 +61,9 @@ fn comments(text: &str) -> Vec<String> {
             _ => {}
         }
     }
-    out.iter().map(|c| c.split_whitespace().collect::<Vec<_>>().join(" ")).collect()
+    out.iter()
+        .map(|c| c.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect()
 }
 
 fn format_unchecked(text: &str) -> Result<String, kdl::KdlError> {
@@ -71,7 +78,11 @@ fn format_unchecked(text: &str) -> Result<String, kdl::KdlError> {
         let block = block.trim_matches('\n');
         // Comments written before a block belong to it; keep them, without
         // the blank lines that separated them.
-        let lines: Vec<&str> = block.lines().map(str::trim_end).filter(|l| !l.is_empty()).collect();
+        let lines: Vec<&str> = block
+            .lines()
+            .map(str::trim_end)
+            .filter(|l| !l.is_empty())
+            .collect();
         blocks.push(lines.join("\n"));
     }
     let mut out = blocks.join("\n\n");
@@ -89,11 +100,17 @@ fn format_unchecked(text: &str) -> Result<String, kdl::KdlError> {
 fn normalize_entries(doc: &mut kdl::KdlDocument) {
     for node in doc.nodes_mut() {
         for entry in node.entries_mut() {
-            let Some(old) = entry.format().cloned() else { continue };
+            let Some(old) = entry.format().cloned() else {
+                continue;
+            };
             let comment = old.leading.trim();
             entry.set_format(kdl::KdlEntryFormat {
                 value_repr: old.value_repr.clone(),
-                leading: if comment.is_empty() { " ".to_owned() } else { format!(" {comment} ") },
+                leading: if comment.is_empty() {
+                    " ".to_owned()
+                } else {
+                    format!(" {comment} ")
+                },
                 autoformat_keep: true,
                 ..Default::default()
             });
@@ -128,6 +145,9 @@ mod tests {
 
     #[test]
     fn comment_markers_inside_strings_are_not_comments() {
-        assert_eq!(super::comments("a \"http://x\" // real\n"), vec!["// real".to_owned()]);
+        assert_eq!(
+            super::comments("a \"http://x\" // real\n"),
+            vec!["// real".to_owned()]
+        );
     }
 }

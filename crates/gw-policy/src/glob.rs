@@ -12,7 +12,10 @@ pub struct Glob {
 
 impl Glob {
     pub fn new(text: &str) -> Glob {
-        Glob { text: text.to_owned(), literal: !text.contains(['*', '?']) }
+        Glob {
+            text: text.to_owned(),
+            literal: !text.contains(['*', '?']),
+        }
     }
 
     pub fn as_str(&self) -> &str {

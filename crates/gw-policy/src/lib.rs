@@ -32,13 +32,21 @@ pub use engine::human_duration;
 pub use fmt::{FormatError, format};
 pub use load::{HTTP_METHODS, KUBE_VERBS, MAX_FILE_BYTES, RISKS, check, load, parse_duration};
 pub use model::{Action, Guard, Kind, OnFailure, Policy, Resource};
-pub use request::{Command, Decision, KubeRequest, Principal, Rule, SessionDecision, SessionTerms, Verdict};
+pub use request::{
+    Command, Decision, KubeRequest, Principal, Rule, SessionDecision, SessionTerms, Verdict,
+};
 pub use secrets::looks_like_secret;
 pub use source::Source;
 pub use testing::{TestOutcome, run_tests};
 
 /// Names of the built-in default rules a test may expect.
-pub const DEFAULT_RULES: [&str; 5] = ["no-policy", "unknown-resource", "no-grant", "default-command", "unparsed"];
+pub const DEFAULT_RULES: [&str; 5] = [
+    "no-policy",
+    "unknown-resource",
+    "no-grant",
+    "default-command",
+    "unparsed",
+];
 
 /// Loads arbitrary bytes as a one-file policy and, if it loads, runs its
 /// tests and a few decisions. For fuzzing: it must never panic.

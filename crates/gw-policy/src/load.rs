@@ -21,12 +21,24 @@ use read::Cx;
 /// that a mistaken path (a log, a binary) fails fast.
 pub const MAX_FILE_BYTES: usize = 4 << 20;
 
-const TOP_LEVEL: [&str; 7] = ["defaults", "resource", "grant", "guard", "mask", "recording", "test"];
+const TOP_LEVEL: [&str; 7] = [
+    "defaults",
+    "resource",
+    "grant",
+    "guard",
+    "mask",
+    "recording",
+    "test",
+];
 
 /// Loads a policy. `Err` holds every diagnostic when any is an error.
 pub fn load(sources: &[Source]) -> Result<Policy, Vec<Diagnostic>> {
     let (policy, diagnostics) = check(sources);
-    if diagnostics.iter().any(|d| d.severity == Severity::Error) { Err(diagnostics) } else { Ok(policy) }
+    if diagnostics.iter().any(|d| d.severity == Severity::Error) {
+        Err(diagnostics)
+    } else {
+        Ok(policy)
+    }
 }
 
 /// Reads as much of the policy as can be read, with every diagnostic. The
@@ -36,13 +48,21 @@ pub fn check(sources: &[Source]) -> (Policy, Vec<Diagnostic>) {
     let mut policy = Policy::default();
     let mut tests = Vec::new();
     let mut defaults_seen: Option<(usize, Span)> = None;
-    for (file, src) in sources.iter().enumerate() {
-        let mut cx = Cx { file, diags: &mut diags };
-        if src.text.len() > MAX_FILE_BYTES {
-            cx.error("file-too-large", Span::default(), format!("policy files are at most {} MiB", MAX_FILE_BYTES >> 20));
+    let parsed = parse_all(sources);
+    for (file, (src, parsed)) in sources.iter().zip(parsed).enumerate() {
+        let mut cx = Cx {
+            file,
+            diags: &mut diags,
+        };
+        let Some(parsed) = parsed else {
+            cx.error(
+                "file-too-large",
+                Span::default(),
+                format!("policy files are at most {} MiB", MAX_FILE_BYTES >> 20),
+            );
             continue;
-        }
-        let doc = match kdl::KdlDocument::parse_v2(&src.text) {
+        };
+        let doc = match parsed {
             Ok(doc) => doc,
             Err(e) => {
                 syntax_errors(&mut cx, &src.text, &e);
@@ -55,7 +75,12 @@ pub fn check(sources: &[Source]) -> (Policy, Vec<Diagnostic>) {
                 "defaults" => {
                     if let Some((f, _)) = defaults_seen {
                         let first = sources.get(f).map_or("", |s| s.path.as_str());
-                        cx.error_help("duplicate-name", read::span_of(node), "`defaults` is given twice", format!("the first is in {first}"));
+                        cx.error_help(
+                            "duplicate-name",
+                            read::span_of(node),
+                            "`defaults` is given twice",
+                            format!("the first is in {first}"),
+                        );
                     }
                     defaults_seen = Some((file, read::span_of(node)));
                     blocks::defaults(&mut cx, node, &mut policy.settings);
@@ -70,10 +95,38 @@ pub fn check(sources: &[Source]) -> (Policy, Vec<Diagnostic>) {
             }
         }
     }
+    policy.build_index();
     cross_check(&policy, sources, &mut diags);
     policy.tests = resolve_tests(&policy, tests, &mut diags);
     diags.sort_by_key(|d| (d.file, d.offset));
     (policy, diags)
+}
+
+/// Parses every file, spread over the machine's cores: parsing dominates
+/// the cost of linting a large repository, and files are independent.
+/// `None` marks a file over [`MAX_FILE_BYTES`].
+fn parse_all(sources: &[Source]) -> Vec<Option<Result<kdl::KdlDocument, kdl::KdlError>>> {
+    let parse =
+        |s: &Source| (s.text.len() <= MAX_FILE_BYTES).then(|| kdl::KdlDocument::parse_v2(&s.text));
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    if threads == 1 || sources.len() < 16 {
+        return sources.iter().map(parse).collect();
+    }
+    let chunk = sources.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = sources
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(parse).collect::<Vec<_>>()))
+            .collect();
+        // A panic inside the KDL parser is a bug in that crate; re-raise it
+        // rather than lose a file's diagnostics silently.
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
 }
 
 fn syntax_errors(cx: &mut Cx<'_>, text: &str, e: &kdl::KdlError) {
@@ -81,14 +134,23 @@ fn syntax_errors(cx: &mut Cx<'_>, text: &str, e: &kdl::KdlError) {
         cx.error("syntax", Span::default(), "this file is not valid KDL");
     }
     for d in &e.diagnostics {
-        let message = d.message.clone().unwrap_or_else(|| "invalid KDL".to_owned());
+        let message = d
+            .message
+            .clone()
+            .unwrap_or_else(|| "invalid KDL".to_owned());
         // The parser sometimes spans everything from the start of the
         // enclosing node to the error; the error is where that span ends.
         let mut span = Span::from(d.span);
         let end = (span.offset + span.len).min(text.len());
-        if text.get(span.offset..end).is_some_and(|s| s.trim_end().contains('\n')) {
+        if text
+            .get(span.offset..end)
+            .is_some_and(|s| s.trim_end().contains('\n'))
+        {
             let trimmed = text[..end].trim_end().len();
-            span = Span { offset: trimmed.saturating_sub(1), len: 1 };
+            span = Span {
+                offset: trimmed.saturating_sub(1),
+                len: 1,
+            };
         }
         let mut diag = Diagnostic::error("syntax", cx.file, span, message);
         diag.help = d.help.clone();
@@ -129,17 +191,52 @@ fn cross_check(p: &Policy, sources: &[Source], diags: &mut Vec<Diagnostic>) {
         for (i, (name, origin)) in items.iter().enumerate() {
             if let Some((_, first)) = items[..i].iter().find(|(n, _)| n == name) {
                 diags.push(
-                    Diagnostic::error("duplicate-name", origin.file, origin.span, format!("{what} \"{name}\" is defined twice"))
-                        .with_help(format!("the first is at {}", at(first))),
+                    Diagnostic::error(
+                        "duplicate-name",
+                        origin.file,
+                        origin.span,
+                        format!("{what} \"{name}\" is defined twice"),
+                    )
+                    .with_help(format!("the first is at {}", at(first))),
                 );
             }
         }
     };
-    dup("resource", p.resources.iter().map(|r| (r.name.as_str(), &r.origin)).collect());
-    dup("grant", p.grants.iter().map(|g| (g.name.as_str(), &g.origin)).collect());
-    dup("guard", p.guards.iter().map(|g| (g.name.as_str(), &g.origin)).collect());
-    dup("mask", p.masks.iter().map(|m| (m.name.as_str(), &m.origin)).collect());
-    dup("recording", p.recordings.iter().map(|r| (r.name.as_str(), &r.origin)).collect());
+    dup(
+        "resource",
+        p.resources
+            .iter()
+            .map(|r| (r.name.as_str(), &r.origin))
+            .collect(),
+    );
+    dup(
+        "grant",
+        p.grants
+            .iter()
+            .map(|g| (g.name.as_str(), &g.origin))
+            .collect(),
+    );
+    dup(
+        "guard",
+        p.guards
+            .iter()
+            .map(|g| (g.name.as_str(), &g.origin))
+            .collect(),
+    );
+    dup(
+        "mask",
+        p.masks
+            .iter()
+            .map(|m| (m.name.as_str(), &m.origin))
+            .collect(),
+    );
+    dup(
+        "recording",
+        p.recordings
+            .iter()
+            .map(|r| (r.name.as_str(), &r.origin))
+            .collect(),
+    );
 
     let mut error = |o: &Origin, code: &'static str, msg: String, help: String| {
         diags.push(Diagnostic::error(code, o.file, o.span, msg).with_help(help));
@@ -149,12 +246,25 @@ fn cross_check(p: &Policy, sources: &[Source], diags: &mut Vec<Diagnostic>) {
         for s in &g.resources.0 {
             for n in s.names.iter().filter(|n| !n.as_str().contains(['*', '?'])) {
                 if p.resource(n.as_str()).is_none() {
-                    error(&g.origin, "bad-reference", format!("grant \"{}\" names resource \"{n}\", which does not exist", g.name), known_resources(p));
+                    error(
+                        &g.origin,
+                        "bad-reference",
+                        format!(
+                            "grant \"{}\" names resource \"{n}\", which does not exist",
+                            g.name
+                        ),
+                        known_resources(p),
+                    );
                 }
             }
         }
         if !g.resources.0.is_empty() && selects(&g.resources) == 0 {
-            error(&g.origin, "never-matches", format!("grant \"{}\" selects no resource", g.name), known_resources(p));
+            error(
+                &g.origin,
+                "never-matches",
+                format!("grant \"{}\" selects no resource", g.name),
+                known_resources(p),
+            );
         }
     }
     for g in &p.guards {
@@ -162,24 +272,42 @@ fn cross_check(p: &Policy, sources: &[Source], diags: &mut Vec<Diagnostic>) {
     }
     for m in &p.masks {
         if !m.resources.0.is_empty() && selects(&m.resources) == 0 {
-            error(&m.origin, "never-matches", format!("mask \"{}\" selects no resource", m.name), known_resources(p));
+            error(
+                &m.origin,
+                "never-matches",
+                format!("mask \"{}\" selects no resource", m.name),
+                known_resources(p),
+            );
         }
     }
     for r in &p.recordings {
         if !r.resources.0.is_empty() && selects(&r.resources) == 0 {
-            error(&r.origin, "never-matches", format!("recording \"{}\" selects no resource", r.name), known_resources(p));
+            error(
+                &r.origin,
+                "never-matches",
+                format!("recording \"{}\" selects no resource", r.name),
+                known_resources(p),
+            );
         }
     }
 }
 
-fn check_guard(p: &Policy, g: &crate::Guard, error: &mut impl FnMut(&Origin, &'static str, String, String)) {
+fn check_guard(
+    p: &Policy,
+    g: &crate::Guard,
+    error: &mut impl FnMut(&Origin, &'static str, String, String),
+) {
     let families = g.matchers.families();
     if families.len() > 1 {
         let names: Vec<_> = families.iter().map(|f| f.name()).collect();
         error(
             &g.origin,
             "never-matches",
-            format!("guard \"{}\" mixes {} matchers; no command is both", g.name, names.join(" and ")),
+            format!(
+                "guard \"{}\" mixes {} matchers; no command is both",
+                g.name,
+                names.join(" and ")
+            ),
             "split it into one guard per protocol".into(),
         );
         return;
@@ -189,7 +317,12 @@ fn check_guard(p: &Policy, g: &crate::Guard, error: &mut impl FnMut(&Origin, &'s
         error(
             &g.origin,
             "never-matches",
-            format!("guard \"{}\" matches {} commands but only applies to {}", g.name, families[0].name(), kinds(&g.protocols)),
+            format!(
+                "guard \"{}\" matches {} commands but only applies to {}",
+                g.name,
+                families[0].name(),
+                kinds(&g.protocols)
+            ),
             "fix `protocols` or the matchers".into(),
         );
         return;
@@ -197,18 +330,37 @@ fn check_guard(p: &Policy, g: &crate::Guard, error: &mut impl FnMut(&Origin, &'s
     let reachable = p
         .resources
         .iter()
-        .filter(|r| g.resources.matches(r) && (g.protocols.is_empty() || g.protocols.contains(&r.kind)) && fits(r.kind))
+        .filter(|r| {
+            g.resources.matches(r)
+                && (g.protocols.is_empty() || g.protocols.contains(&r.kind))
+                && fits(r.kind)
+        })
         .count();
-    if reachable == 0 && !(g.resources.0.is_empty() && g.protocols.is_empty() && p.resources.is_empty()) {
-        error(&g.origin, "never-matches", format!("guard \"{}\" applies to no resource", g.name), known_resources(p));
-    }
-    if g.matchers.has_where.is_some() && !g.matchers.statements.is_empty()
-        && !g.matchers.statements.iter().any(|k| matches!(k, gw_sql::Kind::Delete | gw_sql::Kind::Update))
+    if reachable == 0
+        && !(g.resources.0.is_empty() && g.protocols.is_empty() && p.resources.is_empty())
     {
         error(
             &g.origin,
             "never-matches",
-            format!("guard \"{}\" tests `where`, which only DELETE and UPDATE have", g.name),
+            format!("guard \"{}\" applies to no resource", g.name),
+            known_resources(p),
+        );
+    }
+    if g.matchers.has_where.is_some()
+        && !g.matchers.statements.is_empty()
+        && !g
+            .matchers
+            .statements
+            .iter()
+            .any(|k| matches!(k, gw_sql::Kind::Delete | gw_sql::Kind::Update))
+    {
+        error(
+            &g.origin,
+            "never-matches",
+            format!(
+                "guard \"{}\" tests `where`, which only DELETE and UPDATE have",
+                g.name
+            ),
             "add \"delete\" or \"update\" to `statements`, or drop `where`".into(),
         );
     }
@@ -221,21 +373,39 @@ fn kinds(ks: &[Kind]) -> String {
 fn known_resources(p: &Policy) -> String {
     let mut names: Vec<_> = p.resources.iter().map(|r| r.name.as_str()).collect();
     names.truncate(8);
-    if names.is_empty() { "the policy defines no resources".into() } else { format!("resources: {}", names.join(", ")) }
+    if names.is_empty() {
+        "the policy defines no resources".into()
+    } else {
+        format!("resources: {}", names.join(", "))
+    }
 }
 
-fn resolve_tests(p: &Policy, raw: Vec<blocks::RawTest>, diags: &mut Vec<Diagnostic>) -> Vec<TestCase> {
+fn resolve_tests(
+    p: &Policy,
+    raw: Vec<blocks::RawTest>,
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<TestCase> {
     let mut out: Vec<TestCase> = Vec::new();
     for mut t in raw {
         let file = t.case.origin.file;
         if out.iter().any(|o| o.name == t.case.name) {
-            diags.push(Diagnostic::error("duplicate-name", file, t.case.origin.span, format!("test \"{}\" is defined twice", t.case.name)));
+            diags.push(Diagnostic::error(
+                "duplicate-name",
+                file,
+                t.case.origin.span,
+                format!("test \"{}\" is defined twice", t.case.name),
+            ));
         }
         let Some(resource) = p.resource(&t.case.resource) else {
             if !t.case.resource.is_empty() {
                 diags.push(
-                    Diagnostic::error("bad-reference", file, t.resource_span, format!("resource \"{}\" does not exist", t.case.resource))
-                        .with_help(known_resources(p)),
+                    Diagnostic::error(
+                        "bad-reference",
+                        file,
+                        t.resource_span,
+                        format!("resource \"{}\" does not exist", t.case.resource),
+                    )
+                    .with_help(known_resources(p)),
                 );
             }
             continue;
@@ -245,15 +415,31 @@ fn resolve_tests(p: &Policy, raw: Vec<blocks::RawTest>, diags: &mut Vec<Diagnost
                 || p.guards.iter().any(|g| &g.name == rule)
                 || crate::DEFAULT_RULES.contains(&rule.as_str());
             if !known {
-                diags.push(Diagnostic::error("bad-reference", file, t.rule_span, format!("no grant or guard is named \"{rule}\"")));
+                diags.push(Diagnostic::error(
+                    "bad-reference",
+                    file,
+                    t.rule_span,
+                    format!("no grant or guard is named \"{rule}\""),
+                ));
             }
         }
         let family = resource.kind.commands();
         let (command, wanted) = match (t.sql.take(), t.kube.take(), t.http.take(), t.shell.take()) {
-            (Some(sql), ..) => (Some(Command::sql(resource.kind, &sql)), Some(CommandFamily::Sql)),
-            (_, Some(k), ..) => (Some(Command::Kubernetes(k)), Some(CommandFamily::Kubernetes)),
-            (_, _, Some((method, path)), _) => (Some(Command::Http { method, path }), Some(CommandFamily::Http)),
-            (_, _, _, Some(command)) => (Some(Command::Shell { command }), Some(CommandFamily::Shell)),
+            (Some(sql), ..) => (
+                Some(Command::sql(resource.kind, &sql)),
+                Some(CommandFamily::Sql),
+            ),
+            (_, Some(k), ..) => (
+                Some(Command::Kubernetes(k)),
+                Some(CommandFamily::Kubernetes),
+            ),
+            (_, _, Some((method, path)), _) => (
+                Some(Command::Http { method, path }),
+                Some(CommandFamily::Http),
+            ),
+            (_, _, _, Some(command)) => {
+                (Some(Command::Shell { command }), Some(CommandFamily::Shell))
+            }
             _ => (None, None),
         };
         if let Some(w) = wanted
@@ -263,7 +449,13 @@ fn resolve_tests(p: &Policy, raw: Vec<blocks::RawTest>, diags: &mut Vec<Diagnost
                 "wrong-type",
                 file,
                 t.case.origin.span,
-                format!("test \"{}\" sends a {} command to {} resource \"{}\"", t.case.name, w.name(), resource.kind.name(), resource.name),
+                format!(
+                    "test \"{}\" sends a {} command to {} resource \"{}\"",
+                    t.case.name,
+                    w.name(),
+                    resource.kind.name(),
+                    resource.name
+                ),
             ));
             continue;
         }

@@ -20,6 +20,50 @@ pub struct Policy {
     pub tests: Vec<TestCase>,
     /// Set only by [`Policy::deny_all`]: why nothing is allowed.
     pub denied: Option<String>,
+    /// Lookups derived from the rules above, built once at load.
+    pub(crate) index: Index,
+}
+
+/// Per-resource lists of the grants and guards that can apply to it, so a
+/// decision looks at a handful of rules however large the policy is.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Index {
+    pub(crate) resources: std::collections::HashMap<String, usize>,
+    pub(crate) grants: Vec<Vec<usize>>,
+    pub(crate) guards: Vec<Vec<usize>>,
+}
+
+impl Policy {
+    /// Rebuilds the index; the loader calls it, and so must anyone who
+    /// changes the rules of a loaded policy.
+    pub fn build_index(&mut self) {
+        let mut index = Index::default();
+        for (i, r) in self.resources.iter().enumerate() {
+            index.resources.entry(r.name.clone()).or_insert(i);
+            let family = r.kind.commands();
+            index.grants.push(
+                self.grants
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, g)| g.resources.matches(r))
+                    .map(|(j, _)| j)
+                    .collect(),
+            );
+            index.guards.push(
+                self.guards
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, g)| {
+                        (g.protocols.is_empty() || g.protocols.contains(&r.kind))
+                            && g.resources.matches(r)
+                            && g.family.is_none_or(|f| Some(f) == family)
+                    })
+                    .map(|(j, _)| j)
+                    .collect(),
+            );
+        }
+        self.index = index;
+    }
 }
 
 /// Where a rule was written, for explanations and diffs.
@@ -41,7 +85,11 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Settings {
-        Settings { command: Action::Allow, unparsed: Unparsed::Strictest, max_session: Duration::from_secs(8 * 3600) }
+        Settings {
+            command: Action::Allow,
+            unparsed: Unparsed::Strictest,
+            max_session: Duration::from_secs(8 * 3600),
+        }
     }
 }
 
@@ -66,7 +114,14 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 6] = [Kind::Postgres, Kind::Mysql, Kind::Ssh, Kind::Kubernetes, Kind::Http, Kind::Tcp];
+    pub const ALL: [Kind; 6] = [
+        Kind::Postgres,
+        Kind::Mysql,
+        Kind::Ssh,
+        Kind::Kubernetes,
+        Kind::Http,
+        Kind::Tcp,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -125,11 +180,13 @@ pub enum SecretRef {
 impl SecretRef {
     pub fn parse(s: &str) -> Option<SecretRef> {
         if let Some(name) = s.strip_prefix("env:") {
-            let ok = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            let ok =
+                !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             return ok.then(|| SecretRef::Env(name.to_owned()));
         }
         let path = s.strip_prefix("file:")?;
-        path.starts_with('/').then(|| SecretRef::File(path.to_owned()))
+        path.starts_with('/')
+            .then(|| SecretRef::File(path.to_owned()))
     }
 }
 
@@ -198,7 +255,10 @@ pub struct Resource {
 
 impl Resource {
     pub fn label(&self, key: &str) -> Option<&str> {
-        self.labels.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.labels
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -213,7 +273,10 @@ pub struct Selector {
 impl Selector {
     pub fn matches(&self, r: &Resource) -> bool {
         (self.names.is_empty() || self.names.iter().any(|g| g.matches(&r.name)))
-            && self.labels.iter().all(|(k, g)| r.label(k).is_some_and(|v| g.matches(v)))
+            && self
+                .labels
+                .iter()
+                .all(|(k, g)| r.label(k).is_some_and(|v| g.matches(v)))
     }
 }
 
@@ -240,7 +303,7 @@ impl Subjects {
     }
 
     pub fn contains(&self, p: &crate::Principal) -> bool {
-        self.principals.iter().any(|s| *s == p.subject)
+        self.principals.contains(&p.subject)
             || p.groups.iter().any(|g| self.groups.iter().any(|x| x == g))
     }
 }
@@ -279,7 +342,12 @@ pub enum Extra {
 }
 
 impl Extra {
-    pub const ALL: [Extra; 4] = [Extra::PortForward, Extra::RemoteForward, Extra::AgentForward, Extra::X11Forward];
+    pub const ALL: [Extra; 4] = [
+        Extra::PortForward,
+        Extra::RemoteForward,
+        Extra::AgentForward,
+        Extra::X11Forward,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -360,7 +428,11 @@ impl TableGlob {
     pub fn new(text: &str) -> TableGlob {
         let text = text.to_lowercase();
         let last = text.rsplit('.').next().unwrap_or(&text).to_owned();
-        TableGlob { full: Glob::new(&text), last: Glob::new(&last), qualified: text.contains('.') }
+        TableGlob {
+            full: Glob::new(&text),
+            last: Glob::new(&last),
+            qualified: text.contains('.'),
+        }
     }
 }
 
@@ -368,10 +440,18 @@ impl Matchers {
     /// The command families these matchers speak about.
     pub fn families(&self) -> Vec<CommandFamily> {
         let mut out = Vec::new();
-        if !self.statements.is_empty() || !self.tables.is_empty() || self.has_where.is_some() || !self.risks.is_empty() {
+        if !self.statements.is_empty()
+            || !self.tables.is_empty()
+            || self.has_where.is_some()
+            || !self.risks.is_empty()
+        {
             out.push(CommandFamily::Sql);
         }
-        if !self.verbs.is_empty() || !self.kube_resources.is_empty() || !self.namespaces.is_empty() || !self.subresources.is_empty() {
+        if !self.verbs.is_empty()
+            || !self.kube_resources.is_empty()
+            || !self.namespaces.is_empty()
+            || !self.subresources.is_empty()
+        {
             out.push(CommandFamily::Kubernetes);
         }
         if !self.methods.is_empty() || !self.paths.is_empty() {
@@ -394,6 +474,9 @@ pub struct Guard {
     /// These principals are exempt.
     pub except: Subjects,
     pub matchers: Matchers,
+    /// The one command family the matchers speak about (`None`: any
+    /// command). The loader rejects guards that mix families.
+    pub family: Option<CommandFamily>,
     pub action: Action,
     pub approval: Option<Approval>,
     pub message: Option<String>,
@@ -506,8 +589,12 @@ pub struct Recording {
 }
 
 /// The recording settings that apply to a resource when no block does.
-pub const DEFAULT_RECORDING: RecordingTerms =
-    RecordingTerms { on_failure: OnFailure::Terminate, result_rows: 100, result_bytes: 64 * 1024, input: true };
+pub const DEFAULT_RECORDING: RecordingTerms = RecordingTerms {
+    on_failure: OnFailure::Terminate,
+    result_rows: 100,
+    result_bytes: 64 * 1024,
+    input: true,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RecordingTerms {

@@ -13,7 +13,10 @@ pub struct Principal {
 
 impl Principal {
     pub fn new(subject: impl Into<String>, groups: &[&str]) -> Principal {
-        Principal { subject: subject.into(), groups: groups.iter().map(|g| (*g).to_owned()).collect() }
+        Principal {
+            subject: subject.into(),
+            groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+        }
     }
 }
 
@@ -30,7 +33,11 @@ impl Command {
     /// Classifies SQL text in the dialect of `kind` (PostgreSQL for anything
     /// that is not MySQL).
     pub fn sql(kind: crate::Kind, text: &str) -> Command {
-        let dialect = if kind == crate::Kind::Mysql { gw_sql::Dialect::MySql } else { gw_sql::Dialect::Postgres };
+        let dialect = if kind == crate::Kind::Mysql {
+            gw_sql::Dialect::MySql
+        } else {
+            gw_sql::Dialect::Postgres
+        };
         Command::Sql(gw_sql::classify(dialect, text))
     }
 }

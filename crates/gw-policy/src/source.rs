@@ -15,7 +15,10 @@ pub struct Source {
 
 impl Source {
     pub fn new(path: impl Into<String>, text: impl Into<String>) -> Source {
-        Source { path: path.into(), text: text.into() }
+        Source {
+            path: path.into(),
+            text: text.into(),
+        }
     }
 
     /// The 1-based line and column (in characters) of a byte offset.
@@ -69,21 +72,37 @@ pub fn read_paths(paths: &[PathBuf]) -> Result<Vec<Source>, ReadError> {
     files
         .into_iter()
         .map(|path| {
-            let text = std::fs::read_to_string(&path).map_err(|error| ReadError { path: path.clone(), error })?;
+            let text = std::fs::read_to_string(&path).map_err(|error| ReadError {
+                path: path.clone(),
+                error,
+            })?;
             Ok(Source::new(path.display().to_string(), text))
         })
         .collect()
 }
 
 fn collect(path: &Path, explicit: bool, out: &mut Vec<PathBuf>) -> Result<(), ReadError> {
-    let meta = std::fs::metadata(path).map_err(|error| ReadError { path: path.to_owned(), error })?;
+    let meta = std::fs::metadata(path).map_err(|error| ReadError {
+        path: path.to_owned(),
+        error,
+    })?;
     if meta.is_dir() {
-        let entries = std::fs::read_dir(path).map_err(|error| ReadError { path: path.to_owned(), error })?;
+        let entries = std::fs::read_dir(path).map_err(|error| ReadError {
+            path: path.to_owned(),
+            error,
+        })?;
         for entry in entries {
-            let entry = entry.map_err(|error| ReadError { path: path.to_owned(), error })?;
+            let entry = entry.map_err(|error| ReadError {
+                path: path.to_owned(),
+                error,
+            })?;
             let child = entry.path();
             // Hidden entries (.git, editor swap files) are never policy.
-            if child.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.')) {
+            if child
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with('.'))
+            {
                 continue;
             }
             collect(&child, false, out)?;

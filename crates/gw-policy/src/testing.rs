@@ -21,12 +21,23 @@ pub fn run_tests(policy: &Policy) -> Vec<TestOutcome<'_>> {
         .iter()
         .map(|case| {
             let decision = match &case.command {
-                None => policy.decide_session(&case.principal, &case.resource, TEST_NOW).decision,
+                None => {
+                    policy
+                        .decide_session(&case.principal, &case.resource, TEST_NOW)
+                        .decision
+                }
                 Some(command) => decide_in_session(policy, case, command),
             };
             let passed = Action::from(decision.verdict) == case.expect
-                && case.expect_rule.as_ref().is_none_or(|r| r == decision.rule.name());
-            TestOutcome { case, decision, passed }
+                && case
+                    .expect_rule
+                    .as_ref()
+                    .is_none_or(|r| r == decision.rule.name());
+            TestOutcome {
+                case,
+                decision,
+                passed,
+            }
         })
         .collect()
 }
@@ -34,7 +45,9 @@ pub fn run_tests(policy: &Policy) -> Vec<TestOutcome<'_>> {
 /// A command can only run inside a session: if the session itself would be
 /// refused, that refusal is the answer.
 fn decide_in_session(policy: &Policy, case: &TestCase, command: &crate::Command) -> Decision {
-    let session = policy.decide_session(&case.principal, &case.resource, TEST_NOW).decision;
+    let session = policy
+        .decide_session(&case.principal, &case.resource, TEST_NOW)
+        .decision;
     if session.verdict == Verdict::Deny {
         return session;
     }

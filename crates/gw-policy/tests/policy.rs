@@ -1,7 +1,9 @@
 //! Policy tests: error corpus snapshots, the bundled examples, engine
 //! decision tables, and no-panic robustness over garbage.
 
-use gw_policy::{Command, KubeRequest, Policy, Principal, Source, Verdict, diagnostic::render_human};
+use gw_policy::{
+    Command, KubeRequest, Policy, Principal, Source, Verdict, diagnostic::render_human,
+};
 use std::path::{Path, PathBuf};
 
 fn root() -> PathBuf {
@@ -22,7 +24,10 @@ fn read_dir_sources(dir: &Path) -> Vec<Source> {
 #[test]
 fn error_corpus() {
     let dir = root().join("test_data/err");
-    let mut entries: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut entries: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     entries.sort();
     for path in entries {
         let name = path.file_stem().unwrap().to_string_lossy().into_owned();
@@ -37,15 +42,31 @@ fn examples_load_pass_their_tests_and_are_formatted() {
     let examples = root().join("../../policy-examples");
     for example in ["quickstart", "multi-team"] {
         let sources = read_dir_sources(&examples.join(example));
-        let policy = gw_policy::load(&sources).unwrap_or_else(|d| panic!("{example}:\n{}", render_human(&sources, &d)));
+        let policy = gw_policy::load(&sources)
+            .unwrap_or_else(|d| panic!("{example}:\n{}", render_human(&sources, &d)));
         let outcomes = gw_policy::run_tests(&policy);
         assert!(!outcomes.is_empty(), "{example} has no tests");
         for o in outcomes {
-            assert!(o.passed, "{example}: test \"{}\" got {} by {}", o.case.name, o.decision.verdict.name(), o.decision.rule);
+            assert!(
+                o.passed,
+                "{example}: test \"{}\" got {} by {}",
+                o.case.name,
+                o.decision.verdict.name(),
+                o.decision.rule
+            );
         }
         for s in &sources {
-            assert_eq!(gw_policy::format(&s.text).unwrap(), s.text, "{} is not canonically formatted", s.path);
-            assert!(s.text.starts_with("//"), "{} must open with a comment saying what it demonstrates", s.path);
+            assert_eq!(
+                gw_policy::format(&s.text).unwrap(),
+                s.text,
+                "{} is not canonically formatted",
+                s.path
+            );
+            assert!(
+                s.text.starts_with("//"),
+                "{} must open with a comment saying what it demonstrates",
+                s.path
+            );
         }
     }
 }
@@ -60,30 +81,112 @@ fn check_sql(p: &Policy, groups: &[&str], resource: &str, sql: &str, verdict: Ve
     let who = Principal::new("t@example.com", groups);
     let kind = p.resource(resource).unwrap().kind;
     let d = p.decide_command(&who, resource, &Command::sql(kind, sql));
-    assert_eq!((d.verdict, d.rule.name()), (verdict, rule), "{sql}: {}", d.reason);
+    assert_eq!(
+        (d.verdict, d.rule.name()),
+        (verdict, rule),
+        "{sql}: {}",
+        d.reason
+    );
 }
 
 #[test]
 fn sql_guards_cannot_be_bypassed() {
     let p = multi_team();
     let on = ["payments-oncall"];
-    check_sql(&p, &on, "orders-db", "select * from orders where id = 1", Verdict::Allow, "default-command");
-    check_sql(&p, &on, "orders-db", "select 1; delete from orders", Verdict::Deny, "payments-unbounded-writes");
-    check_sql(&p, &on, "orders-db", "/* harmless */ DeLeTe /* x */ FROM orders", Verdict::Deny, "payments-unbounded-writes");
-    check_sql(&p, &on, "orders-db", "select 'delete from orders'", Verdict::Allow, "default-command");
-    check_sql(&p, &on, "orders-db", "explain analyze delete from orders", Verdict::Deny, "payments-unbounded-writes");
-    check_sql(&p, &on, "orders-db", "UPDATE \"Payments\" SET x = 1 WHERE id = 2", Verdict::Review, "money-writes");
-    check_sql(&p, &on, "orders-db", "update invoices set x = 1 where id = 2", Verdict::Review, "money-writes");
-    check_sql(&p, &on, "orders-db", "select pg_terminate_backend(42)", Verdict::Review, "dba-exempt-from-terminate");
-    check_sql(&p, &["dba", "payments-oncall"], "orders-db", "select pg_terminate_backend(42)", Verdict::Allow, "default-command");
-    check_sql(&p, &on, "orders-db", "COPY orders TO PROGRAM 'curl evil'", Verdict::Deny, "no-dynamic-sql");
+    check_sql(
+        &p,
+        &on,
+        "orders-db",
+        "select * from orders where id = 1",
+        Verdict::Allow,
+        "default-command",
+    );
+    check_sql(
+        &p,
+        &on,
+        "orders-db",
+        "select 1; delete from orders",
+        Verdict::Deny,
+        "payments-unbounded-writes",
+    );
+    check_sql(
+        &p,
+        &on,
+        "orders-db",
+        "/* harmless */ DeLeTe /* x */ FROM orders",
+        Verdict::Deny,
+        "payments-unbounded-writes",
+    );
+    check_sql(
+        &p,
+        &on,
+        "orders-db",
+        "select 'delete from orders'",
+        Verdict::Allow,
+        "default-command",
+    );
+    check_sql(
+        &p,
+        &on,
+        "orders-db",
+        "explain analyze delete from orders",
+        Verdict::Deny,
+        "payments-unbounded-writes",
+    );
+    check_sql(
+        &p,
+        &on,
+        "orders-db",
+        "UPDATE \"Payments\" SET x = 1 WHERE id = 2",
+        Verdict::Review,
+        "money-writes",
+    );
+    check_sql(
+        &p,
+        &on,
+        "orders-db",
+        "update invoices set x = 1 where id = 2",
+        Verdict::Review,
+        "money-writes",
+    );
+    check_sql(
+        &p,
+        &on,
+        "orders-db",
+        "select pg_terminate_backend(42)",
+        Verdict::Review,
+        "dba-exempt-from-terminate",
+    );
+    check_sql(
+        &p,
+        &["dba", "payments-oncall"],
+        "orders-db",
+        "select pg_terminate_backend(42)",
+        Verdict::Allow,
+        "default-command",
+    );
+    check_sql(
+        &p,
+        &on,
+        "orders-db",
+        "COPY orders TO PROGRAM 'curl evil'",
+        Verdict::Deny,
+        "no-dynamic-sql",
+    );
 }
 
 #[test]
 fn unparsable_sql_gets_the_strictest_guard_that_could_apply() {
     let p = multi_team();
     // The strictest guard on orders-db is a deny, so garbage is denied.
-    check_sql(&p, &["payments-oncall"], "orders-db", "DROP TABLE orders; garbage (((", Verdict::Deny, "no-dynamic-sql");
+    check_sql(
+        &p,
+        &["payments-oncall"],
+        "orders-db",
+        "DROP TABLE orders; garbage (((",
+        Verdict::Deny,
+        "no-dynamic-sql",
+    );
 }
 
 #[test]
@@ -91,9 +194,18 @@ fn no_policy_denies_everything() {
     let p = Policy::deny_all("the policy repository has no valid revision");
     let who = Principal::new("root@example.com", &["sre", "dba"]);
     let s = p.decide_session(&who, "orders-db", 0);
-    assert_eq!((s.decision.verdict, s.decision.rule.name()), (Verdict::Deny, "no-policy"));
+    assert_eq!(
+        (s.decision.verdict, s.decision.rule.name()),
+        (Verdict::Deny, "no-policy")
+    );
     assert!(s.terms.is_none());
-    let d = p.decide_command(&who, "orders-db", &Command::Shell { command: "true".into() });
+    let d = p.decide_command(
+        &who,
+        "orders-db",
+        &Command::Shell {
+            command: "true".into(),
+        },
+    );
     assert_eq!(d.verdict, Verdict::Deny);
 }
 
@@ -105,11 +217,24 @@ fn sessions_carry_terms_from_their_grant() {
     assert_eq!(s.decision.verdict, Verdict::Allow);
     let t = s.terms.unwrap();
     assert_eq!(t.ends_at, 1000 + 8 * 3600, "the longest grant wins");
-    assert_eq!(t.extras.iter().map(|e| e.name()).collect::<Vec<_>>(), ["port-forward", "agent-forward"]);
+    assert_eq!(
+        t.extras.iter().map(|e| e.name()).collect::<Vec<_>>(),
+        ["port-forward", "agent-forward"]
+    );
     let sre = Principal::new("s@example.com", &["sre"]);
-    assert!(p.decide_session(&sre, "web-1", 0).terms.unwrap().extras.is_empty(), "forwarding is off unless granted");
+    assert!(
+        p.decide_session(&sre, "web-1", 0)
+            .terms
+            .unwrap()
+            .extras
+            .is_empty(),
+        "forwarding is off unless granted"
+    );
     let prod = p.resource("orders-db").unwrap();
-    assert_eq!(p.recording_terms(prod).on_failure, gw_policy::OnFailure::Terminate);
+    assert_eq!(
+        p.recording_terms(prod).on_failure,
+        gw_policy::OnFailure::Terminate
+    );
 }
 
 #[test]
@@ -125,16 +250,32 @@ fn kubernetes_namespace_deletion_is_guarded_by_its_name() {
             name: name.map(Into::into),
         })
     };
-    let d = p.decide_command(&who, "prod-cluster", &req("delete", "namespaces", None, Some("kube-system")));
-    assert_eq!((d.verdict, d.rule.name()), (Verdict::Deny, "k8s-system-namespaces"));
-    let d = p.decide_command(&who, "prod-cluster", &req("delete", "deployments.apps", Some("checkout"), Some("api")));
-    assert_eq!((d.verdict, d.rule.name()), (Verdict::Review, "k8s-destructive"));
+    let d = p.decide_command(
+        &who,
+        "prod-cluster",
+        &req("delete", "namespaces", None, Some("kube-system")),
+    );
+    assert_eq!(
+        (d.verdict, d.rule.name()),
+        (Verdict::Deny, "k8s-system-namespaces")
+    );
+    let d = p.decide_command(
+        &who,
+        "prod-cluster",
+        &req("delete", "deployments.apps", Some("checkout"), Some("api")),
+    );
+    assert_eq!(
+        (d.verdict, d.rule.name()),
+        (Verdict::Review, "k8s-destructive")
+    );
 }
 
 /// Garbage, and mutations of real policies, never panic the loader.
 #[test]
 fn garbage_never_panics() {
-    let seed_text = std::fs::read_to_string(root().join("../../policy-examples/quickstart/policy.kdl")).unwrap();
+    let seed_text =
+        std::fs::read_to_string(root().join("../../policy-examples/quickstart/policy.kdl"))
+            .unwrap();
     let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
     let mut next = move || {
         rng ^= rng << 13;

@@ -13,18 +13,30 @@ use std::time::Duration;
 const DEFAULT_REVIEW_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
 fn origin(cx: &Cx<'_>, node: &KdlNode) -> Origin {
-    Origin { file: cx.file, span: span_of(node) }
+    Origin {
+        file: cx.file,
+        span: span_of(node),
+    }
 }
 
 /// `NAME "x" ...`: the block's name.
 fn block_name(cx: &mut Cx<'_>, node: &KdlNode) -> Option<String> {
     let mut it = args(node);
     let Some(first) = it.next() else {
-        cx.error_help("missing-name", span_of(node), format!("`{}` needs a name", name(node)), format!("write `{} \"NAME\" {{ ... }}`", name(node)));
+        cx.error_help(
+            "missing-name",
+            span_of(node),
+            format!("`{}` needs a name", name(node)),
+            format!("write `{} \"NAME\" {{ ... }}`", name(node)),
+        );
         return None;
     };
     for extra in it {
-        cx.error("unexpected-argument", extra.span(), format!("`{}` takes one name", name(node)));
+        cx.error(
+            "unexpected-argument",
+            extra.span(),
+            format!("`{}` takes one name", name(node)),
+        );
     }
     let what = format!("the name of a `{}`", name(node));
     let n = as_str(cx, first, &what)?;
@@ -49,14 +61,24 @@ pub(crate) fn defaults(cx: &mut Cx<'_>, node: &KdlNode, settings: &mut Settings)
             "unparsed" => {
                 check_props(cx, child, &["approvers", "quorum", "timeout", "window"]);
                 check_no_children(cx, child);
-                let Some((v, span)) = one_arg(cx, child) else { continue };
+                let Some((v, span)) = one_arg(cx, child) else {
+                    continue;
+                };
                 settings.unparsed = match v.as_str() {
                     "strictest" => Unparsed::Strictest,
-                    "review" => Unparsed::Action(Action::Review, approval(cx, child, DEFAULT_REVIEW_TIMEOUT)),
+                    "review" => Unparsed::Action(
+                        Action::Review,
+                        approval(cx, child, DEFAULT_REVIEW_TIMEOUT),
+                    ),
                     other => match Action::from_name(other) {
                         Some(a) => Unparsed::Action(a, None),
                         None => {
-                            cx.error_help("unknown-value", span, format!("unknown value `{v}` for `unparsed`"), "expected `strictest`, `deny`, `review`, `log` or `allow`");
+                            cx.error_help(
+                                "unknown-value",
+                                span,
+                                format!("unknown value `{v}` for `unparsed`"),
+                                "expected `strictest`, `deny`, `review`, `log` or `allow`",
+                            );
                             continue;
                         }
                     },
@@ -80,12 +102,22 @@ pub(crate) fn resource(cx: &mut Cx<'_>, node: &KdlNode) -> Option<Resource> {
             Some(k) => Some(k),
             None => {
                 let names: Vec<_> = Kind::ALL.iter().map(|k| k.name()).collect();
-                cx.error_help("unknown-value", span, format!("unknown resource kind `{k}`"), format!("expected {}", list(&names)));
+                cx.error_help(
+                    "unknown-value",
+                    span,
+                    format!("unknown resource kind `{k}`"),
+                    format!("expected {}", list(&names)),
+                );
                 None
             }
         },
         None => {
-            cx.error_help("missing-property", span_of(node), "a resource needs a kind", "add `kind=\"postgres\"` (or mysql, ssh, kubernetes, http, tcp)");
+            cx.error_help(
+                "missing-property",
+                span_of(node),
+                "a resource needs a kind",
+                "add `kind=\"postgres\"` (or mysql, ssh, kubernetes, http, tcp)",
+            );
             None
         }
     };
@@ -102,8 +134,17 @@ pub(crate) fn resource(cx: &mut Cx<'_>, node: &KdlNode) -> Option<Resource> {
         trust_on_first_use: false,
         origin: origin(cx, node),
     };
-    const KNOWN: [&str; 9] =
-        ["address", "database", "credential", "tls", "labels", "agent", "host-key", "trust-on-first-use", "description"];
+    const KNOWN: [&str; 9] = [
+        "address",
+        "database",
+        "credential",
+        "tls",
+        "labels",
+        "agent",
+        "host-key",
+        "trust-on-first-use",
+        "description",
+    ];
     for child in children(node) {
         match super::read::name(child) {
             "address" => r.address = leaf(cx, child).map(|(v, _)| v).unwrap_or_default(),
@@ -129,7 +170,12 @@ pub(crate) fn resource(cx: &mut Cx<'_>, node: &KdlNode) -> Option<Resource> {
         }
     }
     if r.address.is_empty() && kind.is_some() {
-        cx.error_help("missing-node", span_of(node), format!("resource \"{}\" has no address", r.name), "add `address \"HOST:PORT\"`");
+        cx.error_help(
+            "missing-node",
+            span_of(node),
+            format!("resource \"{}\" has no address", r.name),
+            "add `address \"HOST:PORT\"`",
+        );
     }
     Some(r).filter(|_| name.is_some() && kind.is_some())
 }
@@ -167,18 +213,31 @@ fn tls(cx: &mut Cx<'_>, node: &KdlNode) -> Option<Tls> {
     check_props(cx, node, &["mode", "ca", "server-name"]);
     let mode = match prop_str(cx, node, "mode") {
         Some((m, span)) => TlsMode::from_name(&m).or_else(|| {
-            cx.error_help("unknown-value", span, format!("unknown TLS mode `{m}`"), format!("expected {}", list(&TlsMode::NAMES)));
+            cx.error_help(
+                "unknown-value",
+                span,
+                format!("unknown TLS mode `{m}`"),
+                format!("expected {}", list(&TlsMode::NAMES)),
+            );
             None
         })?,
         None => TlsMode::VerifyFull,
     };
     let ca = prop_str(cx, node, "ca").and_then(|(v, span)| {
         SecretRef::parse(&v).or_else(|| {
-            cx.error("invalid-reference", span, "`ca` must be `file:/absolute/path` or `env:NAME`");
+            cx.error(
+                "invalid-reference",
+                span,
+                "`ca` must be `file:/absolute/path` or `env:NAME`",
+            );
             None
         })
     });
-    Some(Tls { mode, ca, server_name: prop_str(cx, node, "server-name").map(|(v, _)| v) })
+    Some(Tls {
+        mode,
+        ca,
+        server_name: prop_str(cx, node, "server-name").map(|(v, _)| v),
+    })
 }
 
 pub(crate) fn grant(cx: &mut Cx<'_>, node: &KdlNode) -> Option<Grant> {
@@ -194,11 +253,25 @@ pub(crate) fn grant(cx: &mut Cx<'_>, node: &KdlNode) -> Option<Grant> {
         origin: origin(cx, node),
     };
     let mut has_resources = false;
-    const KNOWN: [&str; 7] = ["groups", "principals", "resources", "max-session", "approval", "allow", "description"];
+    const KNOWN: [&str; 7] = [
+        "groups",
+        "principals",
+        "resources",
+        "max-session",
+        "approval",
+        "allow",
+        "description",
+    ];
     for child in children(node) {
         match super::read::name(child) {
-            "groups" => g.subjects.groups.extend(leaf_list(cx, child).into_iter().map(|(v, _)| v)),
-            "principals" => g.subjects.principals.extend(leaf_list(cx, child).into_iter().map(|(v, _)| v)),
+            "groups" => g
+                .subjects
+                .groups
+                .extend(leaf_list(cx, child).into_iter().map(|(v, _)| v)),
+            "principals" => g
+                .subjects
+                .principals
+                .extend(leaf_list(cx, child).into_iter().map(|(v, _)| v)),
             "resources" => {
                 has_resources = true;
                 g.resources.0.push(selector(cx, child));
@@ -225,7 +298,12 @@ pub(crate) fn grant(cx: &mut Cx<'_>, node: &KdlNode) -> Option<Grant> {
                         Some(e) => g.extras.push(e),
                         None => {
                             let names: Vec<_> = Extra::ALL.iter().map(|e| e.name()).collect();
-                            cx.error_help("unknown-value", span, format!("unknown extra `{v}`"), format!("expected {}", list(&names)));
+                            cx.error_help(
+                                "unknown-value",
+                                span,
+                                format!("unknown extra `{v}`"),
+                                format!("expected {}", list(&names)),
+                            );
                         }
                     }
                 }
@@ -234,7 +312,12 @@ pub(crate) fn grant(cx: &mut Cx<'_>, node: &KdlNode) -> Option<Grant> {
         }
     }
     if g.subjects.is_empty() {
-        cx.error_help("never-matches", span_of(node), format!("grant \"{}\" names nobody", g.name), "add `groups \"GROUP\"` or `principals \"EMAIL\"`");
+        cx.error_help(
+            "never-matches",
+            span_of(node),
+            format!("grant \"{}\" names nobody", g.name),
+            "add `groups \"GROUP\"` or `principals \"EMAIL\"`",
+        );
     }
     if !has_resources {
         cx.error_help(
@@ -257,6 +340,7 @@ pub(crate) fn guard(cx: &mut Cx<'_>, node: &KdlNode) -> Option<Guard> {
         applies_to: Subjects::default(),
         except: Subjects::default(),
         matchers: Matchers::default(),
+        family: None,
         action: Action::Deny,
         approval: None,
         message: None,
@@ -264,9 +348,28 @@ pub(crate) fn guard(cx: &mut Cx<'_>, node: &KdlNode) -> Option<Guard> {
     };
     let mut action_span = None;
     const KNOWN: [&str; 22] = [
-        "protocols", "resources", "groups", "principals", "except-groups", "except-principals", "statements", "tables",
-        "where", "risks", "verbs", "kube-resources", "namespaces", "subresources", "methods", "paths", "commands",
-        "action", "message", "description", "ssh-commands", "sql",
+        "protocols",
+        "resources",
+        "groups",
+        "principals",
+        "except-groups",
+        "except-principals",
+        "statements",
+        "tables",
+        "where",
+        "risks",
+        "verbs",
+        "kube-resources",
+        "namespaces",
+        "subresources",
+        "methods",
+        "paths",
+        "commands",
+        "action",
+        "message",
+        "description",
+        "ssh-commands",
+        "sql",
     ];
     let m = &mut g.matchers;
     for child in children(node) {
@@ -277,35 +380,65 @@ pub(crate) fn guard(cx: &mut Cx<'_>, node: &KdlNode) -> Option<Guard> {
                         Some(k) => g.protocols.push(k),
                         None => {
                             let names: Vec<_> = Kind::ALL.iter().map(|k| k.name()).collect();
-                            cx.error_help("unknown-value", span, format!("unknown protocol `{v}`"), format!("expected {}", list(&names)));
+                            cx.error_help(
+                                "unknown-value",
+                                span,
+                                format!("unknown protocol `{v}`"),
+                                format!("expected {}", list(&names)),
+                            );
                         }
                     }
                 }
             }
             "resources" => g.resources.0.push(selector(cx, child)),
-            "groups" => g.applies_to.groups.extend(leaf_list(cx, child).into_iter().map(|(v, _)| v)),
-            "principals" => g.applies_to.principals.extend(leaf_list(cx, child).into_iter().map(|(v, _)| v)),
-            "except-groups" => g.except.groups.extend(leaf_list(cx, child).into_iter().map(|(v, _)| v)),
-            "except-principals" => g.except.principals.extend(leaf_list(cx, child).into_iter().map(|(v, _)| v)),
+            "groups" => g
+                .applies_to
+                .groups
+                .extend(leaf_list(cx, child).into_iter().map(|(v, _)| v)),
+            "principals" => g
+                .applies_to
+                .principals
+                .extend(leaf_list(cx, child).into_iter().map(|(v, _)| v)),
+            "except-groups" => g
+                .except
+                .groups
+                .extend(leaf_list(cx, child).into_iter().map(|(v, _)| v)),
+            "except-principals" => g
+                .except
+                .principals
+                .extend(leaf_list(cx, child).into_iter().map(|(v, _)| v)),
             "statements" => {
                 for (v, span) in leaf_list(cx, child) {
                     match gw_sql::Kind::from_name(&v.to_lowercase()) {
                         Some(k) => m.statements.push(k),
                         None => {
-                            let names: Vec<_> = gw_sql::Kind::ALL.iter().map(|k| k.name()).collect();
-                            cx.error_help("unknown-value", span, format!("unknown statement kind `{v}`"), format!("expected {}", list(&names)));
+                            let names: Vec<_> =
+                                gw_sql::Kind::ALL.iter().map(|k| k.name()).collect();
+                            cx.error_help(
+                                "unknown-value",
+                                span,
+                                format!("unknown statement kind `{v}`"),
+                                format!("expected {}", list(&names)),
+                            );
                         }
                     }
                 }
             }
-            "tables" => m.tables.extend(leaf_list(cx, child).iter().map(|(v, _)| TableGlob::new(v))),
+            "tables" => m
+                .tables
+                .extend(leaf_list(cx, child).iter().map(|(v, _)| TableGlob::new(v))),
             "where" => m.has_where = leaf_bool(cx, child),
             "risks" => {
                 for (v, span) in leaf_list(cx, child) {
                     if RISKS.contains(&v.as_str()) {
                         m.risks.push(v);
                     } else {
-                        cx.error_help("unknown-value", span, format!("unknown SQL risk `{v}`"), format!("expected {}", list(&RISKS)));
+                        cx.error_help(
+                            "unknown-value",
+                            span,
+                            format!("unknown SQL risk `{v}`"),
+                            format!("expected {}", list(&RISKS)),
+                        );
                     }
                 }
             }
@@ -314,37 +447,63 @@ pub(crate) fn guard(cx: &mut Cx<'_>, node: &KdlNode) -> Option<Guard> {
                     if KUBE_VERBS.contains(&v.as_str()) {
                         m.verbs.push(v);
                     } else {
-                        cx.error_help("unknown-value", span, format!("unknown Kubernetes verb `{v}`"), format!("expected {}", list(&KUBE_VERBS)));
+                        cx.error_help(
+                            "unknown-value",
+                            span,
+                            format!("unknown Kubernetes verb `{v}`"),
+                            format!("expected {}", list(&KUBE_VERBS)),
+                        );
                     }
                 }
             }
-            "kube-resources" => m.kube_resources.extend(leaf_list(cx, child).iter().map(|(v, _)| Glob::new(&v.to_lowercase()))),
-            "namespaces" => m.namespaces.extend(leaf_list(cx, child).iter().map(|(v, _)| Glob::new(v))),
-            "subresources" => m.subresources.extend(leaf_list(cx, child).into_iter().map(|(v, _)| v)),
+            "kube-resources" => m.kube_resources.extend(
+                leaf_list(cx, child)
+                    .iter()
+                    .map(|(v, _)| Glob::new(&v.to_lowercase())),
+            ),
+            "namespaces" => m
+                .namespaces
+                .extend(leaf_list(cx, child).iter().map(|(v, _)| Glob::new(v))),
+            "subresources" => m
+                .subresources
+                .extend(leaf_list(cx, child).into_iter().map(|(v, _)| v)),
             "methods" => {
                 for (v, span) in leaf_list(cx, child) {
                     let upper = v.to_uppercase();
                     if HTTP_METHODS.contains(&upper.as_str()) {
                         m.methods.push(upper);
                     } else {
-                        cx.error_help("unknown-value", span, format!("unknown HTTP method `{v}`"), format!("expected {}", list(&HTTP_METHODS)));
+                        cx.error_help(
+                            "unknown-value",
+                            span,
+                            format!("unknown HTTP method `{v}`"),
+                            format!("expected {}", list(&HTTP_METHODS)),
+                        );
                     }
                 }
             }
             "paths" => {
                 for (v, span) in leaf_list(cx, child) {
                     if !v.starts_with('/') {
-                        cx.error("invalid-pattern", span, format!("path `{v}` must start with `/`"));
+                        cx.error(
+                            "invalid-pattern",
+                            span,
+                            format!("path `{v}` must start with `/`"),
+                        );
                     }
                     m.paths.push(Glob::new(&v));
                 }
             }
-            "commands" => m.commands.extend(leaf_list(cx, child).iter().map(|(v, _)| Glob::new(v))),
+            "commands" => m
+                .commands
+                .extend(leaf_list(cx, child).iter().map(|(v, _)| Glob::new(v))),
             "action" => {
                 action_span = Some(span_of(child));
                 check_no_children(cx, child);
                 check_props(cx, child, &["approvers", "quorum", "timeout", "window"]);
-                let Some((v, span)) = one_arg(cx, child) else { continue };
+                let Some((v, span)) = one_arg(cx, child) else {
+                    continue;
+                };
                 match Action::from_name(&v) {
                     Some(Action::Review) => {
                         g.action = Action::Review;
@@ -353,10 +512,19 @@ pub(crate) fn guard(cx: &mut Cx<'_>, node: &KdlNode) -> Option<Guard> {
                     Some(a) => {
                         g.action = a;
                         if let Some((key, entry)) = props(child).next() {
-                            cx.error("unexpected-property", entry.span(), format!("`{key}` only applies to `action \"review\"`"));
+                            cx.error(
+                                "unexpected-property",
+                                entry.span(),
+                                format!("`{key}` only applies to `action \"review\"`"),
+                            );
                         }
                     }
-                    None => cx.error_help("unknown-value", span, format!("unknown action `{v}`"), format!("expected {}", list(&Action::NAMES))),
+                    None => cx.error_help(
+                        "unknown-value",
+                        span,
+                        format!("unknown action `{v}`"),
+                        format!("expected {}", list(&Action::NAMES)),
+                    ),
                 }
             }
             "message" => g.message = leaf(cx, child).map(|(v, _)| v),
@@ -366,8 +534,14 @@ pub(crate) fn guard(cx: &mut Cx<'_>, node: &KdlNode) -> Option<Guard> {
             _ => unknown_node(cx, child, &KNOWN[..20], "a `guard`"),
         }
     }
+    g.family = g.matchers.families().first().copied();
     if action_span.is_none() {
-        cx.error_help("missing-node", span_of(node), format!("guard \"{}\" has no action", g.name), "add `action \"deny\"` (or allow, log, review)");
+        cx.error_help(
+            "missing-node",
+            span_of(node),
+            format!("guard \"{}\" has no action", g.name),
+            "add `action \"deny\"` (or allow, log, review)",
+        );
         return None;
     }
     Some(g).filter(|_| name.is_some())
@@ -385,10 +559,23 @@ pub const RISKS: [&str; 8] = [
     "role-change",
 ];
 
-pub const KUBE_VERBS: [&str; 11] =
-    ["*", "get", "list", "watch", "create", "update", "patch", "delete", "deletecollection", "proxy", "connect"];
+pub const KUBE_VERBS: [&str; 11] = [
+    "*",
+    "get",
+    "list",
+    "watch",
+    "create",
+    "update",
+    "patch",
+    "delete",
+    "deletecollection",
+    "proxy",
+    "connect",
+];
 
-pub const HTTP_METHODS: [&str; 9] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"];
+pub const HTTP_METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE",
+];
 
 pub(crate) fn mask(cx: &mut Cx<'_>, node: &KdlNode) -> Option<Mask> {
     let name = block_name(cx, node);
@@ -405,17 +592,35 @@ pub(crate) fn mask(cx: &mut Cx<'_>, node: &KdlNode) -> Option<Mask> {
         block_binary: true,
         origin: origin(cx, node),
     };
-    const KNOWN: [&str; 9] = ["resources", "except-groups", "detect", "pattern", "columns", "fields", "style", "binary", "description"];
+    const KNOWN: [&str; 9] = [
+        "resources",
+        "except-groups",
+        "detect",
+        "pattern",
+        "columns",
+        "fields",
+        "style",
+        "binary",
+        "description",
+    ];
     for child in children(node) {
         match super::read::name(child) {
             "resources" => k.resources.0.push(selector(cx, child)),
-            "except-groups" => k.except.groups.extend(leaf_list(cx, child).into_iter().map(|(v, _)| v)),
+            "except-groups" => k
+                .except
+                .groups
+                .extend(leaf_list(cx, child).into_iter().map(|(v, _)| v)),
             "detect" => {
                 for (v, span) in leaf_list(cx, child) {
                     if DETECTORS.contains(&v.as_str()) {
                         k.detectors.push(v);
                     } else {
-                        cx.error_help("unknown-value", span, format!("unknown detector `{v}`"), format!("expected {}", list(&DETECTORS)));
+                        cx.error_help(
+                            "unknown-value",
+                            span,
+                            format!("unknown detector `{v}`"),
+                            format!("expected {}", list(&DETECTORS)),
+                        );
                     }
                 }
             }
@@ -424,21 +629,42 @@ pub(crate) fn mask(cx: &mut Cx<'_>, node: &KdlNode) -> Option<Mask> {
                 check_props(cx, child, &["regex"]);
                 let pname = one_arg(cx, child);
                 match prop_str(cx, child, "regex") {
-                    Some((re, span)) => match regex::RegexBuilder::new(&re).size_limit(1 << 20).build() {
-                        Ok(regex) if regex.is_match("") => {
-                            cx.error("invalid-pattern", span, format!("pattern `{re}` matches the empty string, so it would mask everywhere"));
+                    Some((re, span)) => {
+                        match regex::RegexBuilder::new(&re).size_limit(1 << 20).build() {
+                            Ok(regex) if regex.is_match("") => {
+                                cx.error("invalid-pattern", span, format!("pattern `{re}` matches the empty string, so it would mask everywhere"));
+                            }
+                            Ok(regex) => k.patterns.push(Pattern {
+                                name: pname.map(|(n, _)| n).unwrap_or_default(),
+                                regex,
+                            }),
+                            Err(e) => {
+                                let first =
+                                    e.to_string().lines().last().unwrap_or("").trim().to_owned();
+                                cx.error(
+                                    "invalid-pattern",
+                                    span,
+                                    format!("invalid regular expression: {first}"),
+                                );
+                            }
                         }
-                        Ok(regex) => k.patterns.push(Pattern { name: pname.map(|(n, _)| n).unwrap_or_default(), regex }),
-                        Err(e) => {
-                            let first = e.to_string().lines().last().unwrap_or("").trim().to_owned();
-                            cx.error("invalid-pattern", span, format!("invalid regular expression: {first}"));
-                        }
-                    },
-                    None => cx.error_help("missing-property", span_of(child), "a pattern needs a regex", "write `pattern \"NAME\" regex=\"...\"`"),
+                    }
+                    None => cx.error_help(
+                        "missing-property",
+                        span_of(child),
+                        "a pattern needs a regex",
+                        "write `pattern \"NAME\" regex=\"...\"`",
+                    ),
                 }
             }
-            "columns" => k.columns.extend(leaf_list(cx, child).iter().map(|(v, _)| Glob::new(&v.to_lowercase()))),
-            "fields" => k.fields.extend(leaf_list(cx, child).into_iter().map(|(v, _)| v)),
+            "columns" => k.columns.extend(
+                leaf_list(cx, child)
+                    .iter()
+                    .map(|(v, _)| Glob::new(&v.to_lowercase())),
+            ),
+            "fields" => k
+                .fields
+                .extend(leaf_list(cx, child).into_iter().map(|(v, _)| v)),
             "style" => {
                 if let Some((v, _)) = leaf_choice(cx, child, &MaskStyle::NAMES) {
                     k.style = MaskStyle::from_name(&v).unwrap_or(MaskStyle::Full);
@@ -455,8 +681,17 @@ pub(crate) fn mask(cx: &mut Cx<'_>, node: &KdlNode) -> Option<Mask> {
             _ => unknown_node(cx, child, &KNOWN, "a `mask`"),
         }
     }
-    if k.detectors.is_empty() && k.patterns.is_empty() && k.columns.is_empty() && k.fields.is_empty() {
-        cx.error_help("never-matches", span_of(node), format!("mask \"{}\" masks nothing", k.name), "add `detect`, `pattern`, `columns` or `fields`");
+    if k.detectors.is_empty()
+        && k.patterns.is_empty()
+        && k.columns.is_empty()
+        && k.fields.is_empty()
+    {
+        cx.error_help(
+            "never-matches",
+            span_of(node),
+            format!("mask \"{}\" masks nothing", k.name),
+            "add `detect`, `pattern`, `columns` or `fields`",
+        );
     }
     Some(k).filter(|_| name.is_some())
 }
@@ -477,7 +712,13 @@ pub(crate) fn recording(cx: &mut Cx<'_>, node: &KdlNode) -> Recording {
         input: d.input,
         origin: origin(cx, node),
     };
-    const KNOWN: [&str; 5] = ["resources", "on-failure", "result-rows", "result-bytes", "input"];
+    const KNOWN: [&str; 5] = [
+        "resources",
+        "on-failure",
+        "result-rows",
+        "result-bytes",
+        "input",
+    ];
     for child in children(node) {
         match super::read::name(child) {
             "resources" => r.resources.0.push(selector(cx, child)),
@@ -535,7 +776,11 @@ pub(crate) fn test(cx: &mut Cx<'_>, node: &KdlNode) -> Option<RawTest> {
                 has_principal = true;
                 t.case.principal.subject = leaf(cx, child).map(|(v, _)| v).unwrap_or_default();
             }
-            "groups" => t.case.principal.groups.extend(leaf_list(cx, child).into_iter().map(|(v, _)| v)),
+            "groups" => t
+                .case
+                .principal
+                .groups
+                .extend(leaf_list(cx, child).into_iter().map(|(v, _)| v)),
             "request" => {
                 has_request = true;
                 request(cx, child, &mut t);
@@ -547,7 +792,12 @@ pub(crate) fn test(cx: &mut Cx<'_>, node: &KdlNode) -> Option<RawTest> {
                 if let Some((v, span)) = one_arg(cx, child) {
                     match Action::from_name(&v) {
                         Some(a) => t.case.expect = a,
-                        None => cx.error_help("unknown-value", span, format!("unknown verdict `{v}`"), format!("expected {}", list(&Action::NAMES))),
+                        None => cx.error_help(
+                            "unknown-value",
+                            span,
+                            format!("unknown verdict `{v}`"),
+                            format!("expected {}", list(&Action::NAMES)),
+                        ),
                     }
                 }
                 if let Some((rule, span)) = prop_str(cx, child, "rule") {
@@ -561,16 +811,34 @@ pub(crate) fn test(cx: &mut Cx<'_>, node: &KdlNode) -> Option<RawTest> {
             _ => unknown_node(cx, child, &KNOWN, "a `test`"),
         }
     }
-    for (present, what) in [(has_principal, "principal"), (has_request, "request"), (has_expect, "expect")] {
+    for (present, what) in [
+        (has_principal, "principal"),
+        (has_request, "request"),
+        (has_expect, "expect"),
+    ] {
         if !present {
-            cx.error("missing-node", span_of(node), format!("test \"{}\" has no `{what}`", t.case.name));
+            cx.error(
+                "missing-node",
+                span_of(node),
+                format!("test \"{}\" has no `{what}`", t.case.name),
+            );
         }
     }
     Some(t).filter(|_| name.is_some() && has_principal && has_request && has_expect)
 }
 
-const REQUEST_PROPS: [&str; 10] =
-    ["resource", "sql", "verb", "kube-resource", "namespace", "subresource", "name", "method", "path", "command"];
+const REQUEST_PROPS: [&str; 10] = [
+    "resource",
+    "sql",
+    "verb",
+    "kube-resource",
+    "namespace",
+    "subresource",
+    "name",
+    "method",
+    "path",
+    "command",
+];
 
 fn request(cx: &mut Cx<'_>, node: &KdlNode, t: &mut RawTest) {
     check_no_args(cx, node);
@@ -581,7 +849,12 @@ fn request(cx: &mut Cx<'_>, node: &KdlNode, t: &mut RawTest) {
             t.case.resource = r;
             t.resource_span = span;
         }
-        None => cx.error_help("missing-property", span_of(node), "a request needs a resource", "add `resource=\"NAME\"`"),
+        None => cx.error_help(
+            "missing-property",
+            span_of(node),
+            "a request needs a resource",
+            "add `resource=\"NAME\"`",
+        ),
     }
     let get = |cx: &mut Cx<'_>, key: &str| prop_str(cx, node, key).map(|(v, _)| v);
     t.sql = get(cx, "sql");
@@ -595,11 +868,23 @@ fn request(cx: &mut Cx<'_>, node: &KdlNode, t: &mut RawTest) {
         });
     }
     if let Some(method) = get(cx, "method") {
-        t.http = Some((method.to_uppercase(), get(cx, "path").unwrap_or_else(|| "/".into())));
+        t.http = Some((
+            method.to_uppercase(),
+            get(cx, "path").unwrap_or_else(|| "/".into()),
+        ));
     }
     t.shell = get(cx, "command");
-    let commands = [t.sql.is_some(), t.kube.is_some(), t.http.is_some(), t.shell.is_some()];
+    let commands = [
+        t.sql.is_some(),
+        t.kube.is_some(),
+        t.http.is_some(),
+        t.shell.is_some(),
+    ];
     if commands.iter().filter(|c| **c).count() > 1 {
-        cx.error("conflicting-properties", span_of(node), "a request has one command: `sql`, `verb`, `method` or `command`");
+        cx.error(
+            "conflicting-properties",
+            span_of(node),
+            "a request has one command: `sql`, `verb`, `method` or `command`",
+        );
     }
 }

@@ -16,8 +16,14 @@ pub(crate) struct Cx<'d> {
 }
 
 impl Cx<'_> {
-    pub(crate) fn error(&mut self, code: &'static str, span: impl Into<Span>, message: impl Into<String>) {
-        self.diags.push(Diagnostic::error(code, self.file, span.into(), message));
+    pub(crate) fn error(
+        &mut self,
+        code: &'static str,
+        span: impl Into<Span>,
+        message: impl Into<String>,
+    ) {
+        self.diags
+            .push(Diagnostic::error(code, self.file, span.into(), message));
     }
 
     pub(crate) fn error_help(
@@ -27,7 +33,8 @@ impl Cx<'_> {
         message: impl Into<String>,
         help: impl Into<String>,
     ) {
-        self.diags.push(Diagnostic::error(code, self.file, span.into(), message).with_help(help));
+        self.diags
+            .push(Diagnostic::error(code, self.file, span.into(), message).with_help(help));
     }
 }
 
@@ -44,7 +51,9 @@ pub(crate) fn args(node: &KdlNode) -> impl Iterator<Item = &KdlEntry> {
 }
 
 pub(crate) fn props(node: &KdlNode) -> impl Iterator<Item = (&str, &KdlEntry)> {
-    node.entries().iter().filter_map(|e| e.name().map(|n| (n.value(), e)))
+    node.entries()
+        .iter()
+        .filter_map(|e| e.name().map(|n| (n.value(), e)))
 }
 
 pub(crate) fn children(node: &KdlNode) -> &[KdlNode] {
@@ -61,9 +70,18 @@ pub(crate) fn check_props(cx: &mut Cx<'_>, node: &KdlNode, allowed: &[&str]) {
             } else {
                 format!("`{}` takes {}", name(node), list(allowed))
             };
-            cx.error_help("unknown-property", entry.span(), format!("unknown property `{key}`"), help);
+            cx.error_help(
+                "unknown-property",
+                entry.span(),
+                format!("unknown property `{key}`"),
+                help,
+            );
         } else if seen.contains(&key) {
-            cx.error("duplicate-property", entry.span(), format!("property `{key}` is given twice"));
+            cx.error(
+                "duplicate-property",
+                entry.span(),
+                format!("property `{key}` is given twice"),
+            );
         }
         seen.push(key);
     }
@@ -71,13 +89,21 @@ pub(crate) fn check_props(cx: &mut Cx<'_>, node: &KdlNode, allowed: &[&str]) {
 
 pub(crate) fn check_no_args(cx: &mut Cx<'_>, node: &KdlNode) {
     for a in args(node) {
-        cx.error("unexpected-argument", a.span(), format!("`{}` takes no arguments", name(node)));
+        cx.error(
+            "unexpected-argument",
+            a.span(),
+            format!("`{}` takes no arguments", name(node)),
+        );
     }
 }
 
 pub(crate) fn check_no_children(cx: &mut Cx<'_>, node: &KdlNode) {
     if let Some(doc) = node.children() {
-        cx.error("unexpected-children", doc.span(), format!("`{}` has no child nodes", name(node)));
+        cx.error(
+            "unexpected-children",
+            doc.span(),
+            format!("`{}` has no child nodes", name(node)),
+        );
     }
 }
 
@@ -88,11 +114,21 @@ pub(crate) fn unknown_node(cx: &mut Cx<'_>, node: &KdlNode, known: &[&str], pare
     if let Some(best) = nearest(n, known) {
         help = format!("did you mean `{best}`? {help}");
     }
-    cx.error_help("unknown-node", span_of(node), format!("unknown node `{n}` in {parent}"), help);
+    cx.error_help(
+        "unknown-node",
+        span_of(node),
+        format!("unknown node `{n}` in {parent}"),
+        help,
+    );
 }
 
 fn nearest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
-    known.iter().map(|k| (distance(word, k), *k)).filter(|(d, _)| *d <= 2).min().map(|(_, k)| k)
+    known
+        .iter()
+        .map(|k| (distance(word, k), *k))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, k)| k)
 }
 
 fn distance(a: &str, b: &str) -> usize {
@@ -111,14 +147,22 @@ fn distance(a: &str, b: &str) -> usize {
 }
 
 pub(crate) fn list(items: &[&str]) -> String {
-    items.iter().map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", ")
+    items
+        .iter()
+        .map(|i| format!("`{i}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub(crate) fn as_str<'a>(cx: &mut Cx<'_>, entry: &'a KdlEntry, what: &str) -> Option<&'a str> {
     match entry.value() {
         KdlValue::String(s) => Some(s),
         other => {
-            cx.error("wrong-type", entry.span(), format!("{what} must be a string, not {}", type_name(other)));
+            cx.error(
+                "wrong-type",
+                entry.span(),
+                format!("{what} must be a string, not {}", type_name(other)),
+            );
             None
         }
     }
@@ -136,10 +180,15 @@ fn type_name(v: &KdlValue) -> &'static str {
 /// The node's string arguments, each with its span.
 pub(crate) fn string_args(cx: &mut Cx<'_>, node: &KdlNode) -> Vec<(String, Span)> {
     let what = format!("an argument of `{}`", name(node));
-    let out: Vec<_> =
-        args(node).filter_map(|e| as_str(cx, e, &what).map(|s| (s.to_owned(), Span::from(e.span())))).collect();
+    let out: Vec<_> = args(node)
+        .filter_map(|e| as_str(cx, e, &what).map(|s| (s.to_owned(), Span::from(e.span()))))
+        .collect();
     if out.is_empty() && args(node).next().is_none() {
-        cx.error("missing-argument", span_of(node), format!("`{}` needs at least one value", name(node)));
+        cx.error(
+            "missing-argument",
+            span_of(node),
+            format!("`{}` needs at least one value", name(node)),
+        );
     }
     out
 }
@@ -148,11 +197,19 @@ pub(crate) fn string_args(cx: &mut Cx<'_>, node: &KdlNode) -> Vec<(String, Span)
 pub(crate) fn one_arg(cx: &mut Cx<'_>, node: &KdlNode) -> Option<(String, Span)> {
     let mut it = args(node);
     let Some(first) = it.next() else {
-        cx.error("missing-argument", span_of(node), format!("`{}` needs a value", name(node)));
+        cx.error(
+            "missing-argument",
+            span_of(node),
+            format!("`{}` needs a value", name(node)),
+        );
         return None;
     };
     for extra in it {
-        cx.error("unexpected-argument", extra.span(), format!("`{}` takes one value", name(node)));
+        cx.error(
+            "unexpected-argument",
+            extra.span(),
+            format!("`{}` takes one value", name(node)),
+        );
     }
     let what = format!("the value of `{}`", name(node));
     as_str(cx, first, &what).map(|s| (s.to_owned(), first.span().into()))
@@ -173,12 +230,21 @@ pub(crate) fn leaf_list(cx: &mut Cx<'_>, node: &KdlNode) -> Vec<(String, Span)> 
 }
 
 /// A leaf of one value picked from `choices`.
-pub(crate) fn leaf_choice(cx: &mut Cx<'_>, node: &KdlNode, choices: &[&str]) -> Option<(String, Span)> {
+pub(crate) fn leaf_choice(
+    cx: &mut Cx<'_>,
+    node: &KdlNode,
+    choices: &[&str],
+) -> Option<(String, Span)> {
     let (v, span) = leaf(cx, node)?;
     if choices.contains(&v.as_str()) {
         Some((v, span))
     } else {
-        cx.error_help("unknown-value", span, format!("unknown value `{v}` for `{}`", name(node)), format!("expected {}", list(choices)));
+        cx.error_help(
+            "unknown-value",
+            span,
+            format!("unknown value `{v}` for `{}`", name(node)),
+            format!("expected {}", list(choices)),
+        );
         None
     }
 }
@@ -189,16 +255,32 @@ pub(crate) fn leaf_bool(cx: &mut Cx<'_>, node: &KdlNode) -> Option<bool> {
     check_no_children(cx, node);
     let mut it = args(node);
     let Some(first) = it.next() else {
-        cx.error("missing-argument", span_of(node), format!("`{}` needs #true or #false", name(node)));
+        cx.error(
+            "missing-argument",
+            span_of(node),
+            format!("`{}` needs #true or #false", name(node)),
+        );
         return None;
     };
     for extra in it {
-        cx.error("unexpected-argument", extra.span(), format!("`{}` takes one value", name(node)));
+        cx.error(
+            "unexpected-argument",
+            extra.span(),
+            format!("`{}` takes one value", name(node)),
+        );
     }
     match first.value() {
         KdlValue::Bool(b) => Some(*b),
         other => {
-            cx.error("wrong-type", first.span(), format!("`{}` must be #true or #false, not {}", name(node), type_name(other)));
+            cx.error(
+                "wrong-type",
+                first.span(),
+                format!(
+                    "`{}` must be #true or #false, not {}",
+                    name(node),
+                    type_name(other)
+                ),
+            );
             None
         }
     }
@@ -213,16 +295,28 @@ pub(crate) fn leaf_u32(cx: &mut Cx<'_>, node: &KdlNode) -> Option<u32> {
         Some((e, KdlValue::Integer(i))) => match u32::try_from(*i) {
             Ok(v) if v > 0 => Some(v),
             _ => {
-                cx.error("out-of-range", e.span(), format!("`{}` must be a positive whole number", name(node)));
+                cx.error(
+                    "out-of-range",
+                    e.span(),
+                    format!("`{}` must be a positive whole number", name(node)),
+                );
                 None
             }
         },
         Some((e, _)) => {
-            cx.error("wrong-type", e.span(), format!("`{}` must be a number", name(node)));
+            cx.error(
+                "wrong-type",
+                e.span(),
+                format!("`{}` must be a number", name(node)),
+            );
             None
         }
         None => {
-            cx.error("missing-argument", span_of(node), format!("`{}` needs a number", name(node)));
+            cx.error(
+                "missing-argument",
+                span_of(node),
+                format!("`{}` needs a number", name(node)),
+            );
             None
         }
     }
@@ -283,7 +377,10 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 pub(crate) fn selector(cx: &mut Cx<'_>, node: &KdlNode) -> Selector {
     check_no_children(cx, node);
     let what = format!("a resource name in `{}`", name(node));
-    let names = args(node).filter_map(|e| as_str(cx, e, &what)).map(Glob::new).collect();
+    let names = args(node)
+        .filter_map(|e| as_str(cx, e, &what))
+        .map(Glob::new)
+        .collect();
     let mut labels = Vec::new();
     for (key, entry) in props(node) {
         if let Some(v) = as_str(cx, entry, "a label value") {
@@ -302,14 +399,27 @@ pub(crate) fn selector(cx: &mut Cx<'_>, node: &KdlNode) -> Selector {
 }
 
 /// `approvers="dba" quorum=2 timeout="15m" window="1h"` on `node`.
-pub(crate) fn approval(cx: &mut Cx<'_>, node: &KdlNode, default_timeout: Duration) -> Option<Approval> {
+pub(crate) fn approval(
+    cx: &mut Cx<'_>,
+    node: &KdlNode,
+    default_timeout: Duration,
+) -> Option<Approval> {
     let approvers = prop_str(cx, node, "approvers");
     let quorum = match prop(node, "quorum") {
         None => 1,
-        Some(e) => match e.value().as_integer().and_then(|i| u32::try_from(i).ok()).filter(|q| *q > 0) {
+        Some(e) => match e
+            .value()
+            .as_integer()
+            .and_then(|i| u32::try_from(i).ok())
+            .filter(|q| *q > 0)
+        {
             Some(q) => q,
             None => {
-                cx.error("out-of-range", e.span(), "`quorum` must be a positive whole number");
+                cx.error(
+                    "out-of-range",
+                    e.span(),
+                    "`quorum` must be a positive whole number",
+                );
                 1
             }
         },
@@ -320,7 +430,12 @@ pub(crate) fn approval(cx: &mut Cx<'_>, node: &KdlNode, default_timeout: Duratio
     };
     let window = prop_str(cx, node, "window").and_then(|(t, span)| duration(cx, &t, span));
     match approvers {
-        Some((approvers, _)) => Some(Approval { approvers, quorum, timeout, window }),
+        Some((approvers, _)) => Some(Approval {
+            approvers,
+            quorum,
+            timeout,
+            window,
+        }),
         None => {
             cx.error_help(
                 "missing-approvers",
