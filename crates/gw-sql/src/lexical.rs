@@ -29,9 +29,26 @@ pub(crate) struct Lexed {
 /// How many leading words of a part are kept for guessing.
 const MAX_WORDS: usize = 3;
 
-/// Lexes `sql` in `dialect`.
+/// Lexes `sql` in `dialect` with the servers' default string rules.
 pub(crate) fn lex(dialect: Dialect, sql: &str) -> Lexed {
+    lex_with(dialect, sql, false)
+}
+
+/// Lexes `sql` with backslash handling in plain strings flipped: MySQL as
+/// under `NO_BACKSLASH_ESCAPES` (and `ANSI_QUOTES` for double quotes),
+/// PostgreSQL as under `standard_conforming_strings = off`. Those settings
+/// belong to the server session, which the classifier cannot see, so text
+/// whose statements differ between the two readings is ambiguous.
+pub(crate) fn lex_flipped(dialect: Dialect, sql: &str) -> Lexed {
+    lex_with(dialect, sql, true)
+}
+
+fn lex_with(dialect: Dialect, sql: &str, flipped: bool) -> Lexed {
     let mysql = dialect == Dialect::MySql;
+    // Whether a backslash escapes the next character in '...' and "..."
+    // strings (PostgreSQL's E'' strings always use backslash escapes).
+    let plain_backslash = mysql != flipped;
+    let double_backslash = mysql && !flipped;
     let bytes = sql.as_bytes();
     let mut out = Lexed::default();
     let mut words: Vec<String> = Vec::new();
@@ -39,10 +56,17 @@ pub(crate) fn lex(dialect: Dialect, sql: &str) -> Lexed {
     let mut part_has_code = false;
     // Inside a MySQL versioned comment, whose closing `*/` is skipped.
     let mut in_versioned = false;
+    // Parenthesis depth: like the grammar-based splitter, a `;` inside
+    // parentheses does not end a statement.
+    let mut depth = 0usize;
     let mut i = 0;
     while let Some(&c) = bytes.get(i) {
         let next = bytes.get(i + 1).copied();
         match c {
+            b';' if depth > 0 => {
+                part_has_code = true;
+                i += 1;
+            }
             b';' => {
                 if part_has_code {
                     out.parts.push(std::mem::take(&mut words));
@@ -53,14 +77,14 @@ pub(crate) fn lex(dialect: Dialect, sql: &str) -> Lexed {
             }
             b'\'' => {
                 part_has_code = true;
-                let backslash = mysql || is_escape_string_prefix(bytes, i);
+                let backslash = plain_backslash || is_escape_string_prefix(bytes, i);
                 i = skip_quoted(bytes, i + 1, b'\'', backslash);
             }
             b'"' => {
                 part_has_code = true;
                 // MySQL treats double quotes as string quotes (with backslash
                 // escapes) unless ANSI_QUOTES is set.
-                i = skip_quoted(bytes, i + 1, b'"', mysql);
+                i = skip_quoted(bytes, i + 1, b'"', double_backslash);
             }
             b'`' if mysql => {
                 part_has_code = true;
@@ -125,6 +149,11 @@ pub(crate) fn lex(dialect: Dialect, sql: &str) -> Lexed {
             _ if c.is_ascii_whitespace() => i += 1,
             _ => {
                 part_has_code = true;
+                if c == b'(' {
+                    depth += 1;
+                } else if c == b')' {
+                    depth = depth.saturating_sub(1);
+                }
                 if words.is_empty() && c == b'(' {
                     // A parenthesised query: `(SELECT 1)`.
                     words.push("(".to_owned());

@@ -247,18 +247,48 @@ pub fn classify(dialect: Dialect, sql: &str) -> Classification {
 }
 
 fn classify_inner(dialect: Dialect, sql: &str) -> Classification {
-    // Only MySQL runs comments as code, and only comments that start with
-    // `/*`, so the extra lexing pass is skipped when it cannot matter.
-    let lexed =
-        (dialect == Dialect::MySql && sql.contains("/*")).then(|| lexical::lex(dialect, sql));
-    if lexed.as_ref().is_some_and(|l| l.mariadb_comment) {
+    let lexed = lexical::lex(dialect, sql);
+    if lexed.mariadb_comment {
         // sqlparser reads MariaDB's `/*M! ... */` as a comment, but MariaDB
         // runs it; what the parser saw is not what the server runs.
         return unparsed(dialect, sql, "MariaDB executable comment (/*M!)".into());
     }
+    if sql.contains('\\') {
+        let flipped = lexical::lex_flipped(dialect, sql);
+        if flipped.parts != lexed.parts {
+            // Guess from the reading that shows more statements: it is the
+            // one that reveals what the other would hide.
+            let guesses = if flipped.parts.len() > lexed.parts.len() {
+                &flipped
+            } else {
+                &lexed
+            };
+            return unparsed_lexed(
+                guesses,
+                "statement boundaries depend on the server's backslash escaping \
+                 (NO_BACKSLASH_ESCAPES, ANSI_QUOTES or standard_conforming_strings)"
+                    .into(),
+            );
+        }
+    }
     match parse::classify_statements(dialect, sql) {
         Ok(mut statements) => {
-            if lexed.as_ref().is_some_and(|l| l.versioned_comment) {
+            if statements.len() != lexed.parts.len() {
+                // Two independent lexers disagree about where statements
+                // start and end (for example over Unicode whitespace after
+                // `--` in MySQL). One of them is wrong about what the server
+                // runs, and we cannot tell which: fail closed.
+                return unparsed(
+                    dialect,
+                    sql,
+                    format!(
+                        "statement boundaries are ambiguous: parser found {}, lexer found {}",
+                        statements.len(),
+                        lexed.parts.len()
+                    ),
+                );
+            }
+            if lexed.versioned_comment {
                 // A versioned comment can span statements (`/*!50000 1; DROP
                 // TABLE t */`), so it is not attributed to one: every
                 // statement of the message carries the risk.
@@ -271,17 +301,20 @@ fn classify_inner(dialect: Dialect, sql: &str) -> Classification {
                 unparsed: None,
             }
         }
-        Err(reason) => unparsed(dialect, sql, reason),
+        Err(reason) => unparsed_lexed(&lexed, reason),
     }
 }
 
 fn unparsed(dialect: Dialect, sql: &str, reason: String) -> Classification {
-    let lexed = lexical::lex(dialect, sql);
+    unparsed_lexed(&lexical::lex(dialect, sql), reason)
+}
+
+fn unparsed_lexed(lexed: &lexical::Lexed, reason: String) -> Classification {
     Classification {
         statements: Vec::new(),
         unparsed: Some(Unparsed {
             reason,
-            guessed: lexical::guess(&lexed),
+            guessed: lexical::guess(lexed),
         }),
     }
 }

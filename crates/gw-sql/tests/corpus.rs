@@ -23,6 +23,30 @@ fn entries(text: &str) -> Vec<String> {
     out
 }
 
+#[test]
+fn corpus_covers_every_kind() {
+    let mut seen = std::collections::BTreeSet::new();
+    for (dialect, text) in [
+        (Dialect::Postgres, include_str!("corpus/postgres.sql")),
+        (Dialect::MySql, include_str!("corpus/mysql.sql")),
+    ] {
+        for entry in entries(text) {
+            for s in classify(dialect, &entry).statements {
+                seen.insert(s.kind);
+            }
+        }
+    }
+    let missing: Vec<&str> = gw_sql::Kind::ALL
+        .into_iter()
+        .filter(|k| !seen.contains(k))
+        .map(|k| k.name())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "kinds missing from the corpus: {missing:?}"
+    );
+}
+
 fn render(dialect: Dialect, text: &str) -> (usize, String) {
     let list = entries(text);
     let mut out = String::new();

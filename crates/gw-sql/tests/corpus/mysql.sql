@@ -159,3 +159,15 @@ KILL 12
 SELECT * FROM t WHERE
 -- ---
 DELIMITER //
+-- ---
+SELECT 1 -- ; DROP TABLE t
+-- ---
+INSERT INTO t VALUES ('it\'s; fine')
+-- ---
+SELECT 1 --	; DROP TABLE t
+-- ---
+SELECT 1 -- ; DROP TABLE t
+-- ---
+sElEcT * fRoM T wHeRe A = 1
+-- ---
+SELECT 1 -- ; DROP TABLE t

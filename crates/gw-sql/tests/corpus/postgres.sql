@@ -317,3 +317,9 @@ SELECT 1 -- ;
 SELECT '$$'; DROP TABLE t; SELECT '$$'
 -- ---
 SELECT $a$ $b$ ; $b$ $a$; DELETE FROM t
+-- ---
+SELECT 'C:\'; SELECT 1
+-- ---
+select/**/1/**/;/**/delete/**/from/**/t
+-- ---
+SELECT U&'d\0061t\+000061'; SELECT 2
