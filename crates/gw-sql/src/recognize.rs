@@ -28,29 +28,28 @@ fn first_keyword(tokens: &[&Token]) -> Option<Keyword> {
 /// Whether the statement might be one a recognizer handles, checked before
 /// parsing so that the common path does not copy its tokens.
 pub(crate) fn is_candidate(dialect: Dialect, tokens: &[&Token]) -> bool {
-    let Some(k) = first_keyword(tokens) else {
-        return is_word(tokens.first(), "checkpoint");
-    };
+    let first = tokens.first();
     match dialect {
         Dialect::Postgres => {
-            matches!(k, Keyword::DO | Keyword::CREATE)
-                || ["checkpoint", "reindex", "cluster"]
-                    .iter()
-                    .any(|w| is_word(tokens.first(), w))
+            ["do", "checkpoint", "reindex", "cluster"]
+                .iter()
+                .any(|w| is_word(first, w))
+                || (is_word(first, "create")
+                    && tokens
+                        .iter()
+                        .take(4)
+                        .any(|t| is_word(Some(t), "procedure") || is_word(Some(t), "function")))
         }
         Dialect::MySql => {
-            matches!(
-                k,
-                Keyword::LOAD
-                    | Keyword::PREPARE
-                    | Keyword::DO
-                    | Keyword::OPTIMIZE
-                    | Keyword::CHECK
-                    | Keyword::REPAIR
-                    | Keyword::SELECT
-            ) || ["checksum", "handler", "xa"]
-                .iter()
-                .any(|w| is_word(tokens.first(), w))
+            [
+                "load", "prepare", "do", "optimize", "check", "repair", "checksum", "handler", "xa",
+            ]
+            .iter()
+            .any(|w| is_word(first, w))
+                || (is_word(first, "select")
+                    && tokens
+                        .iter()
+                        .any(|t| is_word(Some(t), "outfile") || is_word(Some(t), "dumpfile")))
         }
     }
 }
