@@ -13,13 +13,49 @@
 
 use crate::{Dialect, Kind};
 
+/// One non-empty `;`-separated part of the text.
+///
+/// Words are kept as byte ranges rather than strings so that lexing, which
+/// runs on every classification, does not allocate per word.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Part {
+    /// Byte ranges of the first words (at most [`MAX_WORDS`]); a leading `(`
+    /// counts as a word.
+    words: [(usize, usize); MAX_WORDS],
+    word_count: usize,
+    /// Whether word collection stopped at a non-word token.
+    closed: bool,
+    /// Byte offset of the `;` that ends the part, or the text length.
+    end: usize,
+}
+
+impl Part {
+    fn push_word(&mut self, start: usize, end: usize) {
+        if self.closed {
+            return;
+        }
+        if let Some(slot) = self.words.get_mut(self.word_count) {
+            *slot = (start, end);
+            self.word_count += 1;
+        }
+    }
+
+    fn word<'a>(&self, sql: &'a str, index: usize) -> &'a str {
+        if index >= self.word_count {
+            return "";
+        }
+        self.words
+            .get(index)
+            .and_then(|&(s, e)| sql.get(s..e))
+            .unwrap_or_default()
+    }
+}
+
 /// What the lexer found in a text.
 #[derive(Debug, Default)]
 pub(crate) struct Lexed {
-    /// For each non-empty `;`-separated part, its first words, uppercased
-    /// (at most [`MAX_WORDS`]). A part that starts with something other than a
-    /// word has an empty list.
-    pub parts: Vec<Vec<String>>,
+    /// Each non-empty `;`-separated part, in order.
+    pub parts: Vec<Part>,
     /// A MySQL `/*!` or `/*M!` comment outside strings.
     pub versioned_comment: bool,
     /// A MariaDB `/*M!` comment, which sqlparser treats as a plain comment.
@@ -27,7 +63,7 @@ pub(crate) struct Lexed {
 }
 
 /// How many leading words of a part are kept for guessing.
-const MAX_WORDS: usize = 3;
+const MAX_WORDS: usize = 2;
 
 /// Lexes `sql` in `dialect` with the servers' default string rules.
 pub(crate) fn lex(dialect: Dialect, sql: &str) -> Lexed {
@@ -51,7 +87,7 @@ fn lex_with(dialect: Dialect, sql: &str, flipped: bool) -> Lexed {
     let double_backslash = mysql && !flipped;
     let bytes = sql.as_bytes();
     let mut out = Lexed::default();
-    let mut words: Vec<String> = Vec::new();
+    let mut part = Part::default();
     // Whether the current part holds anything but whitespace and comments.
     let mut part_has_code = false;
     // Inside a MySQL versioned comment, whose closing `*/` is skipped.
@@ -69,9 +105,10 @@ fn lex_with(dialect: Dialect, sql: &str, flipped: bool) -> Lexed {
             }
             b';' => {
                 if part_has_code {
-                    out.parts.push(std::mem::take(&mut words));
+                    part.end = i;
+                    out.parts.push(part);
                 }
-                words.clear();
+                part = Part::default();
                 part_has_code = false;
                 i += 1;
             }
@@ -141,10 +178,7 @@ fn lex_with(dialect: Dialect, sql: &str, flipped: bool) -> Lexed {
                 if bytes.get(i) == Some(&b'\'') && i - start == 1 {
                     continue;
                 }
-                if words.len() < MAX_WORDS {
-                    let word = sql.get(start..i).unwrap_or_default();
-                    words.push(word.to_ascii_uppercase());
-                }
+                part.push_word(start, i);
             }
             _ if c.is_ascii_whitespace() => i += 1,
             _ => {
@@ -154,33 +188,39 @@ fn lex_with(dialect: Dialect, sql: &str, flipped: bool) -> Lexed {
                 } else if c == b')' {
                     depth = depth.saturating_sub(1);
                 }
-                if words.is_empty() && c == b'(' {
+                if part.word_count == 0 && c == b'(' {
                     // A parenthesised query: `(SELECT 1)`.
-                    words.push("(".to_owned());
+                    part.push_word(i, i + 1);
                 }
                 // Stop collecting words after the first non-word token so
                 // that `SELECT a, DROP` does not read as more keywords.
-                if !words.is_empty() {
-                    words.resize(MAX_WORDS.max(words.len()), String::new());
-                }
+                part.closed = true;
                 i += 1;
             }
         }
     }
     if part_has_code {
-        out.parts.push(words);
+        part.end = bytes.len();
+        out.parts.push(part);
     }
     out
 }
 
-/// Guesses the kind of each part from its first words.
-pub(crate) fn guess(lexed: &Lexed) -> Vec<Kind> {
-    lexed.parts.iter().map(|w| guess_kind(w)).collect()
+/// Guesses the kind of each part of `sql` from its first words.
+pub(crate) fn guess(lexed: &Lexed, sql: &str) -> Vec<Kind> {
+    lexed
+        .parts
+        .iter()
+        .map(|p| {
+            guess_kind(
+                &p.word(sql, 0).to_ascii_uppercase(),
+                &p.word(sql, 1).to_ascii_uppercase(),
+            )
+        })
+        .collect()
 }
 
-fn guess_kind(words: &[String]) -> Kind {
-    let first = words.first().map(String::as_str).unwrap_or_default();
-    let second = words.get(1).map(String::as_str).unwrap_or_default();
+fn guess_kind(first: &str, second: &str) -> Kind {
     match first {
         "SELECT" | "VALUES" | "TABLE" | "WITH" | "(" | "HANDLER" => Kind::Select,
         "INSERT" | "REPLACE" => Kind::Insert,

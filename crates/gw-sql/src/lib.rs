@@ -265,6 +265,7 @@ fn classify_inner(dialect: Dialect, sql: &str) -> Classification {
             };
             return unparsed_lexed(
                 guesses,
+                sql,
                 "statement boundaries depend on the server's backslash escaping \
                  (NO_BACKSLASH_ESCAPES, ANSI_QUOTES or standard_conforming_strings)"
                     .into(),
@@ -301,20 +302,20 @@ fn classify_inner(dialect: Dialect, sql: &str) -> Classification {
                 unparsed: None,
             }
         }
-        Err(reason) => unparsed_lexed(&lexed, reason),
+        Err(reason) => unparsed_lexed(&lexed, sql, reason),
     }
 }
 
 fn unparsed(dialect: Dialect, sql: &str, reason: String) -> Classification {
-    unparsed_lexed(&lexical::lex(dialect, sql), reason)
+    unparsed_lexed(&lexical::lex(dialect, sql), sql, reason)
 }
 
-fn unparsed_lexed(lexed: &lexical::Lexed, reason: String) -> Classification {
+fn unparsed_lexed(lexed: &lexical::Lexed, sql: &str, reason: String) -> Classification {
     Classification {
         statements: Vec::new(),
         unparsed: Some(Unparsed {
             reason,
-            guessed: lexical::guess(lexed),
+            guessed: lexical::guess(lexed, sql),
         }),
     }
 }
