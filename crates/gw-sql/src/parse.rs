@@ -206,7 +206,7 @@ pub(crate) fn parse_one(
     let next = parser.peek_token_ref();
     if next.token != Token::EOF {
         return Err(format!(
-            "sql parser error: Expected: end of statement, found: {} at {}",
+            "sql parser error: Expected: end of statement, found: {}{}",
             next.token, next.span.start
         ));
     }
@@ -814,7 +814,12 @@ impl Walker {
                     _ => {}
                 }
             }
-            self.nested.push(effect(Kind::Create, tables));
+            // MySQL `SELECT ... INTO @var` assigns user variables and
+            // creates nothing.
+            tables.retain(|t| !t.starts_with('@'));
+            if !tables.is_empty() {
+                self.nested.push(effect(Kind::Create, tables));
+            }
         }
         for twj in &select.from {
             self.table_with_joins(twj);

@@ -323,3 +323,15 @@ SELECT 'C:\'; SELECT 1
 select/**/1/**/;/**/delete/**/from/**/t
 -- ---
 SELECT U&'d\0061t\+000061'; SELECT 2
+-- ---
+EXPLAIN ANALYSE DELETE FROM t
+-- ---
+EXPLAIN (ANALYZE off) DELETE FROM t
+-- ---
+SELECT CASE WHEN EXISTS(SELECT 1 FROM t3) THEN 1 END, ARRAY(SELECT 1 FROM t4)
+-- ---
+SELECT 1 FROM t JOIN LATERAL (SELECT * FROM u) x ON true
+-- ---
+ALTER SYSTEM SET work_mem = '1GB'
+-- ---
+SELECT "pg_sleep"(1)
