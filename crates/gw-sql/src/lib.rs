@@ -11,6 +11,33 @@
 //! cannot be parsed yields `Classification { unparsed: Some(..), .. }`; the
 //! policy decides what that means (by default, the strictest guard that could
 //! apply). Comments and quoting never hide or invent a statement.
+//!
+//! # How it works
+//!
+//! 1. The text is tokenized once with sqlparser's tokenizer and split on its
+//!    `;` tokens outside parentheses, so splitting and parsing agree on what
+//!    is quoted or commented (`parse`).
+//! 2. Each statement is parsed on its own and its AST walked by hand for the
+//!    kind, tables, `WHERE` presence and nested data-modifying effects
+//!    (CTEs, `EXPLAIN ANALYZE`, `PREPARE`, rule actions, `CREATE TABLE AS`).
+//! 3. Statements sqlparser 0.64 rejects but that have a clear token shape
+//!    (`DO`, `CHECKPOINT`, `REINDEX`, MySQL `LOAD DATA`, `PREPARE ... FROM`,
+//!    `SELECT ... INTO OUTFILE`...) go to narrow recognizers (`recognize`).
+//! 4. Calls of side-effect functions are found on the tokens (`functions`),
+//!    so no expression position can hide one.
+//! 5. An independent lexer (`lexical`) splits the text again; if it and the
+//!    parser disagree on the number of statements, or if the split changes
+//!    with the server's backslash-escaping settings, the text is unparsed.
+//!    The same lexer supplies `Unparsed::guessed`.
+//!
+//! # Limits
+//!
+//! * Over a mebibyte of text ([`MAX_PARSED_LEN`]) or more than 8192 infix
+//!   operators in one statement is unparsed, bounding time and stack.
+//! * MySQL `CREATE PROCEDURE ... BEGIN ...; END` bodies contain `;` and are
+//!   unparsed (the `DELIMITER` client command is not SQL).
+//! * Function names are matched without schema resolution: a user function
+//!   named like a listed one is reported too.
 #![forbid(unsafe_code)]
 
 mod functions;

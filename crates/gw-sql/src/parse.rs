@@ -662,6 +662,19 @@ impl Walker {
                 }
                 (Kind::Other, effect(Kind::Other, Vec::new()))
             }
+            S::Load { .. } => {
+                // PostgreSQL `LOAD 'library'` loads a shared library from
+                // the server's file system into the backend.
+                push_risk(&mut self.risks, Risk::ServerFile);
+                (Kind::Other, effect(Kind::Other, Vec::new()))
+            }
+            S::Discard { object_type } => {
+                // DISCARD ALL includes SET SESSION AUTHORIZATION DEFAULT.
+                if matches!(object_type, ast::DiscardObject::ALL) {
+                    push_risk(&mut self.risks, Risk::RoleChange);
+                }
+                (Kind::Other, effect(Kind::Other, Vec::new()))
+            }
             S::Case(_) | S::If(_) | S::While(_) => {
                 // Procedural blocks: treated as opaque code.
                 push_risk(&mut self.risks, Risk::DynamicSql);

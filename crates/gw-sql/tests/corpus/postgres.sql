@@ -335,3 +335,7 @@ SELECT 1 FROM t JOIN LATERAL (SELECT * FROM u) x ON true
 ALTER SYSTEM SET work_mem = '1GB'
 -- ---
 SELECT "pg_sleep"(1)
+-- ---
+LOAD 'auto_explain'
+-- ---
+DISCARD TEMP
