@@ -1,5 +1,5 @@
 //! Narrow token-level recognizers for statements sqlparser 0.64 rejects but
-//! that are common in real sessions: PostgreSQL `DO`, `CHECKPOINT`,
+//! that are common in real sessions: PostgreSQL `DO`, `TABLE t`, `CHECKPOINT`,
 //! `REINDEX`, `CLUSTER` and `CREATE PROCEDURE ... AS $$...$$`; MySQL
 //! `LOAD DATA`, `PREPARE ... FROM`, `DO`, `OPTIMIZE`/`CHECK`/`REPAIR`/
 //! `CHECKSUM TABLE`, `HANDLER` and `XA`.
@@ -31,7 +31,7 @@ pub(crate) fn is_candidate(dialect: Dialect, tokens: &[&Token]) -> bool {
     let first = tokens.first();
     match dialect {
         Dialect::Postgres => {
-            ["do", "checkpoint", "reindex", "cluster"]
+            ["do", "checkpoint", "reindex", "cluster", "table"]
                 .iter()
                 .any(|w| is_word(first, w))
                 || (is_word(first, "create")
@@ -125,6 +125,11 @@ fn postgres(tokens: &[&Token]) -> Option<Statement> {
     let first = tokens.first();
     if is_word(first, "do") {
         return postgres_do(tokens);
+    }
+    if is_word(first, "table") {
+        // `TABLE name` is shorthand for `SELECT * FROM name`.
+        let (name, after) = dotted_name(tokens, 1)?;
+        return (after == tokens.len()).then(|| simple(Kind::Select, vec![name], Vec::new()));
     }
     if is_word(first, "checkpoint") {
         return (tokens.len() == 1).then(|| simple(Kind::Maintenance, Vec::new(), Vec::new()));
