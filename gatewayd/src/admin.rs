@@ -1,0 +1,75 @@
+//! The admin endpoints: liveness, readiness, and the policy status. A tiny
+//! HTTP/1.1 responder on std: three read-only routes need no framework, and
+//! every request is bounded (one line, 8 KiB of headers, 5 s).
+
+use crate::Loaded;
+use gw_policy::diagnostic::json_str;
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub(crate) fn serve(listener: TcpListener, loaded: Arc<Loaded>) -> anyhow::Result<()> {
+    for stream in listener.incoming() {
+        let Ok(stream) = stream else { continue };
+        let loaded = Arc::clone(&loaded);
+        std::thread::spawn(move || {
+            let _ = handle(stream, &loaded);
+        });
+    }
+    Ok(())
+}
+
+fn handle(stream: TcpStream, loaded: &Loaded) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut reader = BufReader::new(stream.try_clone()?.take(8192));
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let path = line.split_whitespace().nth(1).unwrap_or("");
+    let (status, body) = route(path, loaded);
+    let mut stream = stream;
+    write!(
+        stream,
+        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+fn route(path: &str, loaded: &Loaded) -> (&'static str, String) {
+    match path {
+        "/healthz" => ("200 OK", "{\"status\":\"ok\"}\n".into()),
+        // Ready means a valid policy is in force; with none, the gateway is
+        // alive (and denies everything) but should not receive traffic.
+        "/readyz" => match &loaded.rejected {
+            None => ("200 OK", "{\"ready\":true}\n".into()),
+            Some(why) => (
+                "503 Service Unavailable",
+                format!("{{\"ready\":false,\"reason\":{}}}\n", json_str(why)),
+            ),
+        },
+        "/status" => ("200 OK", status(loaded)),
+        _ => ("404 Not Found", "{\"error\":\"not found\"}\n".into()),
+    }
+}
+
+fn status(l: &Loaded) -> String {
+    let p = &l.policy;
+    format!(
+        "{{\"policy\":{{\"state\":{},\"rejected_because\":{},\"files\":{},\"resources\":{},\"grants\":{},\"guards\":{},\"masks\":{},\"tests_passed\":{},\"tests_failed\":{}}},\"listeners\":[]}}\n",
+        json_str(if l.rejected.is_some() {
+            "deny-all"
+        } else {
+            "active"
+        }),
+        l.rejected
+            .as_deref()
+            .map_or_else(|| "null".to_owned(), json_str),
+        l.files,
+        p.resources.len(),
+        p.grants.len(),
+        p.guards.len(),
+        p.masks.len(),
+        l.tests_passed,
+        l.tests_failed,
+    )
+}
