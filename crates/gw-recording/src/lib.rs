@@ -14,7 +14,6 @@
 mod event;
 mod export;
 mod frame;
-mod keys;
 mod reader;
 mod sql;
 mod time;
@@ -27,7 +26,7 @@ pub use frame::{
     Checkpoint, EventCounts, FORMAT_VERSION, FileHeader, FrameError, FrameReader, MAX_FRAME_BYTES,
     Record, RecordKind, Seal, Trailer,
 };
-pub use keys::{KeyError, KeyId, PublicKey, SigningKey, TrustedKeys, key_id_hex};
+pub use gw_keys::{KeyError, KeyId, PublicKey, SigningKey, TrustedKeys, key_id_hex};
 pub use reader::{FrameText, ReadError, Reader, Recording};
 pub use sql::{
     Decision, MarkerLabel, Verdict, parse_marker, render_table, review_approved, review_denied,

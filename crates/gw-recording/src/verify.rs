@@ -9,8 +9,8 @@ use crate::frame::{
     Checkpoint, EventCounts, FileHeader, FrameError, FrameReader, Record, RecordKind, Seal,
     Trailer, chain_next,
 };
-use crate::keys::{TrustedKeys, key_id_hex};
 use crate::reader::decompress;
+use gw_keys::{TrustedKeys, key_id_hex};
 
 /// The result of verifying one recording.
 #[derive(Debug, Clone, PartialEq, Eq)]

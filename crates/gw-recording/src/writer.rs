@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::event::{Header, write_line};
 use crate::frame::{self, Checkpoint, EventCounts, FileHeader, Seal, Trailer};
-use crate::keys::SigningKey;
+use gw_keys::SigningKey;
 
 /// Tuning knobs; the defaults are what the gateway uses.
 #[derive(Debug, Clone)]
@@ -87,7 +87,7 @@ impl<W: Write> Writer<W> {
         opts: WriterOptions,
     ) -> Result<Self, WriteError> {
         let mut header = header.clone();
-        header.meta.key_id = crate::keys::key_id_hex(&key.key_id());
+        header.meta.key_id = gw_keys::key_id_hex(&key.key_id());
         let line = header.to_line();
         let file = FileHeader {
             version: frame::FORMAT_VERSION,

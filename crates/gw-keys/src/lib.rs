@@ -1,8 +1,11 @@
-//! Signing keys for checkpoints and trailers, and the verifier's trusted set.
+//! Ed25519 signing keys shared by recordings (checkpoint and trailer
+//! signatures) and gateway tokens, and the verifier's trusted set.
 //!
 //! Keys are Ed25519, stored as PKCS#8 PEM. A key id is the first 8 bytes of
 //! BLAKE3 over the 32-byte public key, shown as 16 hex digits; recordings carry
 //! it so a verifier can pick the right key out of a rotation set.
+
+#![forbid(unsafe_code)]
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -144,7 +147,8 @@ impl SigningKey {
         }
     }
 
-    pub(crate) fn sign(&self, message: &[u8]) -> [u8; 64] {
+    /// Signs `message`; the signature is the 64-byte Ed25519 encoding.
+    pub fn sign(&self, message: &[u8]) -> [u8; 64] {
         self.inner.sign(message).to_bytes()
     }
 }
@@ -188,9 +192,11 @@ impl PublicKey {
         self.id
     }
 
-    pub(crate) fn verify(&self, message: &[u8], signature: &[u8; 64]) -> bool {
+    /// Whether `signature` is this key's signature over `message` (strict
+    /// verification: no malleable or small-order encodings).
+    pub fn verify(&self, message: &[u8], signature: &[u8; 64]) -> bool {
         let sig = ed25519_dalek::Signature::from_bytes(signature);
-        self.inner.verify(message, &sig).is_ok()
+        self.inner.verify_strict(message, &sig).is_ok()
     }
 }
 
