@@ -1,5 +1,6 @@
 //! Starts a real cluster and talks to it. Without server binaries this
 //! fails under CI=true and skips loudly otherwise.
+#![allow(clippy::print_stderr)]
 
 #[test]
 fn starts_queries_and_stops() {
