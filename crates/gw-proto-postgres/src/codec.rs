@@ -156,11 +156,20 @@ pub fn decode_startup(
             let process_id = r.i32()?;
             let secret_key = r.rest();
             if !(4..=256).contains(&secret_key.len()) {
-                return Err(ProtocolViolation::new(side, "cancel key length out of range"));
+                return Err(ProtocolViolation::new(
+                    side,
+                    "cancel key length out of range",
+                ));
             }
-            return Ok(Some(Startup::Cancel { process_id, secret_key }));
+            return Ok(Some(Startup::Cancel {
+                process_id,
+                secret_key,
+            }));
         }
-        v if v >> 16 == 3 => Startup::Startup { version: v, params: startup_params(&mut r)? },
+        v if v >> 16 == 3 => Startup::Startup {
+            version: v,
+            params: startup_params(&mut r)?,
+        },
         _ => return Err(ProtocolViolation::new(side, "unsupported protocol version")),
     };
     r.finish()?;

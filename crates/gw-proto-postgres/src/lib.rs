@@ -38,8 +38,12 @@ pub fn fuzz_codec(data: &[u8]) {
     use bytes::BytesMut;
 
     let _ = codec::decode_startup(&mut BytesMut::from(data), codec::DEFAULT_MAX_STARTUP_LEN);
-    drain(data, |b| codec::decode_frontend(b, 1 << 16).map(|m| m.is_some()));
-    drain(data, |b| codec::decode_backend(b, 1 << 16).map(|m| m.is_some()));
+    drain(data, |b| {
+        codec::decode_frontend(b, 1 << 16).map(|m| m.is_some())
+    });
+    drain(data, |b| {
+        codec::decode_backend(b, 1 << 16).map(|m| m.is_some())
+    });
     relay::fuzz_relay(data);
 
     fn drain(

@@ -163,7 +163,9 @@ pub struct RowStep {
 impl RowStep {
     /// True if any column is in binary format (masking text patterns cannot apply).
     pub fn has_binary(&self) -> bool {
-        self.columns.as_ref().is_some_and(|c| c.iter().any(|c| c.format == Format::Binary))
+        self.columns
+            .as_ref()
+            .is_some_and(|c| c.iter().any(|c| c.format == Format::Binary))
     }
     /// The original message, zero-copy.
     pub fn unchanged(self) -> Bytes {
@@ -222,11 +224,23 @@ pub enum BackendStep {
 #[derive(Debug)]
 enum Expect {
     /// Simple Query or FunctionCall: everything up to ReadyForQuery.
-    Query { denial: Option<String> },
-    Parse { name: Bytes, query: Arc<str>, denial: Option<String> },
-    Bind { portal: Bytes, statement: Bytes, result_formats: Vec<Format> },
+    Query {
+        denial: Option<String>,
+    },
+    Parse {
+        name: Bytes,
+        query: Arc<str>,
+        denial: Option<String>,
+    },
+    Bind {
+        portal: Bytes,
+        statement: Bytes,
+        result_formats: Vec<Format>,
+    },
     Describe(Target),
-    Execute { portal: Bytes },
+    Execute {
+        portal: Bytes,
+    },
     Close(Target),
     Sync,
 }
@@ -267,7 +281,9 @@ impl Relay {
     /// A relay for a session whose both sides are idle (after the server's
     /// first ReadyForQuery).
     pub fn new(mut config: RelayConfig) -> Self {
-        config.session_tag.retain(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        config
+            .session_tag
+            .retain(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
         Relay {
             config,
             in_flight: VecDeque::new(),
@@ -324,13 +340,17 @@ impl Relay {
     /// Handles one client message.
     pub fn on_frontend(&mut self, msg: Frontend) -> Result<FrontendStep, ProtocolViolation> {
         if self.awaiting_verdict {
-            return Err(ProtocolViolation::new(Side::Gateway, "message fed while a verdict is pending"));
+            return Err(ProtocolViolation::new(
+                Side::Gateway,
+                "message fed while a verdict is pending",
+            ));
         }
         let command = match &msg.msg {
             FrontendMessage::Query(q) => CommandText::Query(utf8(q)?),
-            FrontendMessage::Parse(p) => {
-                CommandText::Parse { statement: utf8(&p.name)?, query: utf8(&p.query)? }
-            }
+            FrontendMessage::Parse(p) => CommandText::Parse {
+                statement: utf8(&p.name)?,
+                query: utf8(&p.query)?,
+            },
             FrontendMessage::FunctionCall(f) => CommandText::FunctionCall { oid: f.oid },
             other => {
                 let expect = self.expect_for(other)?;
@@ -361,9 +381,11 @@ impl Relay {
             (Some(_), _) => codec::query(&self.poison_sql()),
         };
         let expect = match (pending.command, &pending.msg.msg) {
-            (CommandText::Parse { query, .. }, FrontendMessage::Parse(p)) => {
-                Expect::Parse { name: p.name.0.clone(), query: query.into(), denial }
-            }
+            (CommandText::Parse { query, .. }, FrontendMessage::Parse(p)) => Expect::Parse {
+                name: p.name.0.clone(),
+                query: query.into(),
+                denial,
+            },
             _ => Expect::Query { denial },
         };
         self.push(expect)?;
@@ -372,7 +394,10 @@ impl Relay {
 
     fn poison_sql(&mut self) -> String {
         self.denials += 1;
-        format!("{POISON_PREFIX} /* {} #{} */", self.config.session_tag, self.denials)
+        format!(
+            "{POISON_PREFIX} /* {} #{} */",
+            self.config.session_tag, self.denials
+        )
     }
 
     fn poison_parse(&mut self, p: &Parse) -> Bytes {
@@ -394,12 +419,17 @@ impl Relay {
                 result_formats: b.result_formats.clone(),
             }),
             F::Describe(t) => Some(Expect::Describe(t.clone())),
-            F::Execute { portal, .. } => Some(Expect::Execute { portal: portal.0.clone() }),
+            F::Execute { portal, .. } => Some(Expect::Execute {
+                portal: portal.0.clone(),
+            }),
             F::Close(t) => Some(Expect::Close(t.clone())),
             F::Sync => Some(Expect::Sync),
             F::Flush | F::CopyData(_) | F::CopyDone | F::CopyFail(_) | F::Terminate => None,
             F::Password(_) => {
-                return Err(ProtocolViolation::new(Side::Client, "password message after login"));
+                return Err(ProtocolViolation::new(
+                    Side::Client,
+                    "password message after login",
+                ));
             }
             F::Query(_) | F::Parse(_) | F::FunctionCall(_) => None,
         })
@@ -413,7 +443,10 @@ impl Relay {
             return Ok(());
         }
         if self.in_flight.len() >= self.config.max_in_flight {
-            return Err(ProtocolViolation::new(Side::Client, "too many messages in flight"));
+            return Err(ProtocolViolation::new(
+                Side::Client,
+                "too many messages in flight",
+            ));
         }
         self.in_flight.push_back(e);
         Ok(())
@@ -443,9 +476,15 @@ impl Relay {
             }
             B::CopyData(data) => return self.copy_data(data, raw),
             B::CopyDone => self.copy_out = None,
-            B::BackendKeyData { process_id, secret_key } => {
+            B::BackendKeyData {
+                process_id,
+                secret_key,
+            } => {
                 self.upstream_key = Some((process_id, secret_key.clone()));
-                return Ok(BackendStep::UpstreamKey { process_id, secret_key });
+                return Ok(BackendStep::UpstreamKey {
+                    process_id,
+                    secret_key,
+                });
             }
             B::ParameterStatus { .. } | B::NoticeResponse(_) | B::NotificationResponse { .. } => {}
             B::Unknown(_) => {}
@@ -464,16 +503,31 @@ impl Relay {
         let Some(Expect::Parse { name, query, .. }) = self.pop() else {
             return Err(upstream("unexpected ParseComplete"));
         };
-        if !self.statements.contains_key(&name) && self.statements.len() >= self.config.max_statements
+        if !self.statements.contains_key(&name)
+            && self.statements.len() >= self.config.max_statements
         {
-            return Err(ProtocolViolation::new(Side::Client, "too many prepared statements"));
+            return Err(ProtocolViolation::new(
+                Side::Client,
+                "too many prepared statements",
+            ));
         }
-        self.statements.insert(name, Statement { query, columns: None });
+        self.statements.insert(
+            name,
+            Statement {
+                query,
+                columns: None,
+            },
+        );
         Ok(())
     }
 
     fn bind_complete(&mut self) -> Result<(), ProtocolViolation> {
-        let Some(Expect::Bind { portal, statement, result_formats }) = self.pop() else {
+        let Some(Expect::Bind {
+            portal,
+            statement,
+            result_formats,
+        }) = self.pop()
+        else {
             return Err(upstream("unexpected BindComplete"));
         };
         let columns = self
@@ -572,7 +626,11 @@ impl Relay {
 
     fn copy_data(&mut self, data: Bytes, raw: Bytes) -> Result<BackendStep, ProtocolViolation> {
         match &self.copy_out {
-            Some(format) => Ok(BackendStep::CopyOut(CopyStep { format: format.clone(), data, raw })),
+            Some(format) => Ok(BackendStep::CopyOut(CopyStep {
+                format: format.clone(),
+                data,
+                raw,
+            })),
             None => Err(upstream("CopyData outside COPY OUT")),
         }
     }
@@ -628,7 +686,11 @@ impl Relay {
             }
             _ => None,
         };
-        while self.in_flight.front().is_some_and(|e| !matches!(e, Expect::Sync)) {
+        while self
+            .in_flight
+            .front()
+            .is_some_and(|e| !matches!(e, Expect::Sync))
+        {
             self.pop();
         }
         self.skipping = self.in_flight.is_empty();
@@ -662,15 +724,19 @@ fn with_formats(cols: &[Column], formats: &[Format]) -> Arc<[Column]> {
                 [f] => *f,
                 many => many.get(i).copied().unwrap_or(Format::Text),
             };
-            Column { format, ..c.clone() }
+            Column {
+                format,
+                ..c.clone()
+            }
         })
         .collect()
 }
 
 fn utf8(s: &PgStr) -> Result<String, ProtocolViolation> {
-    s.to_str()
-        .map(str::to_owned)
-        .ok_or(ProtocolViolation::new(Side::Client, "sql text is not valid utf-8"))
+    s.to_str().map(str::to_owned).ok_or(ProtocolViolation::new(
+        Side::Client,
+        "sql text is not valid utf-8",
+    ))
 }
 
 fn upstream(reason: &'static str) -> ProtocolViolation {
@@ -679,10 +745,16 @@ fn upstream(reason: &'static str) -> ProtocolViolation {
 
 /// Drives a relay with arbitrary client and server byte streams (fuzzing).
 pub(crate) fn fuzz_relay(data: &[u8]) {
-    let Some((&split, rest)) = data.split_first() else { return };
+    let Some((&split, rest)) = data.split_first() else {
+        return;
+    };
     let at = (split as usize * rest.len()) / 255;
     let (client, server) = rest.split_at(at.min(rest.len()));
-    let mut relay = Relay::new(RelayConfig { max_in_flight: 64, max_statements: 8, ..Default::default() });
+    let mut relay = Relay::new(RelayConfig {
+        max_in_flight: 64,
+        max_statements: 8,
+        ..Default::default()
+    });
     let (mut cbuf, mut sbuf) = (BytesMut::from(client), BytesMut::from(server));
     let (mut c_ok, mut s_ok, mut deny) = (true, true, false);
     while c_ok || s_ok {
@@ -692,12 +764,19 @@ pub(crate) fn fuzz_relay(data: &[u8]) {
 }
 
 fn fuzz_client_step(relay: &mut Relay, buf: &mut BytesMut, deny: &mut bool) -> bool {
-    let Ok(Some(msg)) = relay.decode_frontend(buf) else { return false };
+    let Ok(Some(msg)) = relay.decode_frontend(buf) else {
+        return false;
+    };
     match relay.on_frontend(msg) {
         Ok(FrontendStep::Decide(p)) => {
             *deny = !*deny;
-            let verdict =
-                if *deny { Verdict::Deny { reason: "fuzz".into() } } else { Verdict::Allow };
+            let verdict = if *deny {
+                Verdict::Deny {
+                    reason: "fuzz".into(),
+                }
+            } else {
+                Verdict::Allow
+            };
             relay.resolve(p, verdict).is_ok()
         }
         Ok(FrontendStep::Forward(_)) => true,
@@ -706,7 +785,9 @@ fn fuzz_client_step(relay: &mut Relay, buf: &mut BytesMut, deny: &mut bool) -> b
 }
 
 fn fuzz_server_step(relay: &mut Relay, buf: &mut BytesMut) -> bool {
-    let Ok(Some(msg)) = relay.decode_backend(buf) else { return false };
+    let Ok(Some(msg)) = relay.decode_backend(buf) else {
+        return false;
+    };
     match relay.on_backend(msg) {
         Ok(BackendStep::Row(r)) => {
             let vals: Vec<Option<Vec<u8>>> = r.row.iter().map(|v| v.map(<[u8]>::to_vec)).collect();

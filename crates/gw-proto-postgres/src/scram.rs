@@ -44,7 +44,9 @@ enum State {
 
 impl fmt::Debug for ScramClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ScramClient").field("password", &"***").finish_non_exhaustive()
+        f.debug_struct("ScramClient")
+            .field("password", &"***")
+            .finish_non_exhaustive()
     }
 }
 
@@ -92,10 +94,15 @@ impl ScramClient {
         let client_key = hmac(&salted, b"Client Key");
         let stored_key: [u8; 32] = Sha256::digest(client_key).into();
         let signature = hmac(&stored_key, auth_message.as_bytes());
-        let proof: Vec<u8> = client_key.iter().zip(signature).map(|(a, b)| a ^ b).collect();
+        let proof: Vec<u8> = client_key
+            .iter()
+            .zip(signature)
+            .map(|(a, b)| a ^ b)
+            .collect();
         let server_key = hmac(&salted, b"Server Key");
-        self.state =
-            State::AwaitFinal { server_signature: hmac(&server_key, auth_message.as_bytes()) };
+        self.state = State::AwaitFinal {
+            server_signature: hmac(&server_key, auth_message.as_bytes()),
+        };
         Ok(format!("{without_proof},p={}", B64.encode(proof)).into_bytes())
     }
 
@@ -113,7 +120,9 @@ impl ScramClient {
             .next()
             .and_then(|a| a.strip_prefix("v="))
             .ok_or(AuthError::Malformed("server-final"))?;
-        let got = B64.decode(v).map_err(|_| AuthError::Malformed("server-final"))?;
+        let got = B64
+            .decode(v)
+            .map_err(|_| AuthError::Malformed("server-final"))?;
         if !constant_time_eq(&got, &server_signature) {
             return Err(AuthError::ServerSignature);
         }
@@ -135,7 +144,11 @@ fn parse_server_first(msg: &str) -> Result<(&str, Vec<u8>, u32), AuthError> {
     let nonce = next("r=").ok_or(bad.clone())?;
     let salt = next("s=").ok_or(bad.clone())?;
     let iterations = next("i=").ok_or(bad.clone())?;
-    if nonce.is_empty() || !nonce.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b',') {
+    if nonce.is_empty()
+        || !nonce
+            .bytes()
+            .all(|b| (0x21..=0x7e).contains(&b) && b != b',')
+    {
         return Err(bad);
     }
     let salt = B64.decode(salt).map_err(|_| bad.clone())?;
@@ -173,7 +186,9 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// The PasswordMessage text for MD5 authentication:
 /// `"md5" + hex(md5(hex(md5(password + user)) + salt))`.
 pub fn md5_password(user: &str, password: &str, salt: [u8; 4]) -> String {
-    let inner = hex(&Md5::digest([password.as_bytes(), user.as_bytes()].concat()));
+    let inner = hex(&Md5::digest(
+        [password.as_bytes(), user.as_bytes()].concat(),
+    ));
     let outer = hex(&Md5::digest([inner.as_bytes(), &salt].concat()));
     format!("md5{outer}")
 }
@@ -208,7 +223,10 @@ mod tests {
         let mut c = ScramClient::with_nonce("user", "pencil", NONCE);
         c.handle_server_first(SERVER_FIRST.as_bytes()).unwrap();
         let bad = "v=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
-        assert_eq!(c.verify_server_final(bad.as_bytes()), Err(AuthError::ServerSignature));
+        assert_eq!(
+            c.verify_server_final(bad.as_bytes()),
+            Err(AuthError::ServerSignature)
+        );
         assert!(!c.is_done());
     }
 
@@ -221,10 +239,22 @@ mod tests {
     #[test]
     fn server_first_rejections() {
         let m = AuthError::Malformed("server-first");
-        check_first("r=XXXX%abc,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096", AuthError::NonceMismatch);
-        check_first("r=rOprNGfwEbeRWgbNEkqO,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096", AuthError::NonceMismatch);
-        check_first("r=rOprNGfwEbeRWgbNEkqOx,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4095", AuthError::Iterations(4095));
-        check_first("r=rOprNGfwEbeRWgbNEkqOx,s=AAAA,i=4000000000", AuthError::Iterations(4_000_000_000));
+        check_first(
+            "r=XXXX%abc,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",
+            AuthError::NonceMismatch,
+        );
+        check_first(
+            "r=rOprNGfwEbeRWgbNEkqO,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",
+            AuthError::NonceMismatch,
+        );
+        check_first(
+            "r=rOprNGfwEbeRWgbNEkqOx,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4095",
+            AuthError::Iterations(4095),
+        );
+        check_first(
+            "r=rOprNGfwEbeRWgbNEkqOx,s=AAAA,i=4000000000",
+            AuthError::Iterations(4_000_000_000),
+        );
         check_first("r=rOprNGfwEbeRWgbNEkqOx,s=!!!,i=4096", m.clone());
         check_first("r=rOprNGfwEbeRWgbNEkqOx,s=AAAA,i=-1", m.clone());
         check_first("m=ext,r=rOprNGfwEbeRWgbNEkqOx,s=AAAA,i=4096", m.clone());

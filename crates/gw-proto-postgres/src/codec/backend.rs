@@ -104,7 +104,10 @@ impl ErrorFields {
     }
     /// True for FATAL and PANIC: the server closes the connection after it.
     pub fn is_fatal(&self) -> bool {
-        matches!(self.severity().map(|s| s.as_bytes()), Some(b"FATAL" | b"PANIC"))
+        matches!(
+            self.severity().map(|s| s.as_bytes()),
+            Some(b"FATAL" | b"PANIC")
+        )
     }
 }
 
@@ -215,7 +218,10 @@ fn decode_body(tag: u8, r: &mut Reader) -> Result<BackendMessage, ProtocolViolat
     use BackendMessage as M;
     Ok(match tag {
         b'R' => M::Authentication(authentication(r)?),
-        b'S' => M::ParameterStatus { name: r.cstr()?, value: r.cstr()? },
+        b'S' => M::ParameterStatus {
+            name: r.cstr()?,
+            value: r.cstr()?,
+        },
         b'K' => backend_key(r)?,
         b'Z' => M::ReadyForQuery(match r.u8()? {
             b'I' => TransactionStatus::Idle,
@@ -263,7 +269,9 @@ fn authentication(r: &mut Reader) -> Result<Authentication, ProtocolViolation> {
         3 => Authentication::CleartextPassword,
         5 => {
             let s = r.bytes(4)?;
-            Authentication::Md5Password { salt: [s[0], s[1], s[2], s[3]] }
+            Authentication::Md5Password {
+                salt: [s[0], s[1], s[2], s[3]],
+            }
         }
         10 => {
             let mut mechanisms = Vec::new();
@@ -278,7 +286,10 @@ fn authentication(r: &mut Reader) -> Result<Authentication, ProtocolViolation> {
         }
         11 => Authentication::SaslContinue(r.rest()),
         12 => Authentication::SaslFinal(r.rest()),
-        code @ (2 | 7 | 8 | 9) => Authentication::Other { code, data: r.rest() },
+        code @ (2 | 7 | 8 | 9) => Authentication::Other {
+            code,
+            data: r.rest(),
+        },
         _ => return Err(r.violation("unknown authentication request")),
     })
 }
@@ -289,7 +300,10 @@ fn backend_key(r: &mut Reader) -> Result<BackendMessage, ProtocolViolation> {
     if !(4..=256).contains(&secret_key.len()) {
         return Err(r.violation("cancel key length out of range"));
     }
-    Ok(BackendMessage::BackendKeyData { process_id, secret_key })
+    Ok(BackendMessage::BackendKeyData {
+        process_id,
+        secret_key,
+    })
 }
 
 fn row_description(r: &mut Reader) -> Result<Vec<Column>, ProtocolViolation> {
@@ -328,7 +342,10 @@ fn copy_response(r: &mut Reader) -> Result<CopyResponse, ProtocolViolation> {
         _ => return Err(r.violation("copy format not 0 or 1")),
     };
     let column_formats = r.formats()?;
-    Ok(CopyResponse { format, column_formats })
+    Ok(CopyResponse {
+        format,
+        column_formats,
+    })
 }
 
 fn negotiate(r: &mut Reader) -> Result<BackendMessage, ProtocolViolation> {
@@ -338,5 +355,8 @@ fn negotiate(r: &mut Reader) -> Result<BackendMessage, ProtocolViolation> {
         return Err(r.violation("count exceeds message body"));
     }
     let unrecognized = (0..n).map(|_| r.cstr()).collect::<Result<_, _>>()?;
-    Ok(BackendMessage::NegotiateProtocolVersion { newest_minor, unrecognized })
+    Ok(BackendMessage::NegotiateProtocolVersion {
+        newest_minor,
+        unrecognized,
+    })
 }

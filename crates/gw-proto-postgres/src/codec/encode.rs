@@ -126,7 +126,9 @@ pub fn authentication_ok() -> Bytes {
 
 /// AuthenticationCleartextPassword: how the gateway asks `psql` for its token.
 pub fn authentication_cleartext_password() -> Bytes {
-    encode_backend(&BackendMessage::Authentication(Authentication::CleartextPassword))
+    encode_backend(&BackendMessage::Authentication(
+        Authentication::CleartextPassword,
+    ))
 }
 
 /// BackendKeyData (the gateway's own key, never the upstream one).
@@ -310,7 +312,10 @@ pub fn encode_backend(msg: &BackendMessage) -> Bytes {
         B::ParameterStatus { name, value } => {
             m.cstr(name.as_bytes()).cstr(value.as_bytes());
         }
-        B::BackendKeyData { process_id, secret_key } => {
+        B::BackendKeyData {
+            process_id,
+            secret_key,
+        } => {
             m.buf.put_i32(*process_id);
             m.buf.put_slice(secret_key);
         }
@@ -338,7 +343,9 @@ pub fn encode_backend(msg: &BackendMessage) -> Bytes {
             }
             m.buf.put_u8(0);
         }
-        B::CopyInResponse(c) | B::CopyOutResponse(c) | B::CopyBothResponse(c) => put_copy(&mut m, c),
+        B::CopyInResponse(c) | B::CopyOutResponse(c) | B::CopyBothResponse(c) => {
+            put_copy(&mut m, c)
+        }
         B::CopyData(d) => m.buf.put_slice(d),
         B::ParameterDescription(oids) => {
             m.buf.put_i16(oids.len() as i16);
@@ -346,11 +353,18 @@ pub fn encode_backend(msg: &BackendMessage) -> Bytes {
                 m.buf.put_u32(*o);
             }
         }
-        B::NotificationResponse { process_id, channel, payload } => {
+        B::NotificationResponse {
+            process_id,
+            channel,
+            payload,
+        } => {
             m.buf.put_i32(*process_id);
             m.cstr(channel.as_bytes()).cstr(payload.as_bytes());
         }
-        B::NegotiateProtocolVersion { newest_minor, unrecognized } => {
+        B::NegotiateProtocolVersion {
+            newest_minor,
+            unrecognized,
+        } => {
             m.buf.put_i32(*newest_minor);
             m.buf.put_i32(len_i32(unrecognized.len()));
             for u in unrecognized {

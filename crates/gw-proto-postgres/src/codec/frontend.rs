@@ -137,7 +137,10 @@ impl Frontend {
     fn password_body(&self) -> Result<Bytes, ProtocolViolation> {
         match &self.msg {
             FrontendMessage::Password(b) => Ok(b.clone()),
-            _ => Err(ProtocolViolation::new(Side::Client, "expected a password message")),
+            _ => Err(ProtocolViolation::new(
+                Side::Client,
+                "expected a password message",
+            )),
         }
     }
 }
@@ -165,7 +168,10 @@ fn decode_body(tag: u8, r: &mut Reader) -> Result<FrontendMessage, ProtocolViola
         b'P' => FrontendMessage::Parse(parse(r)?),
         b'B' => FrontendMessage::Bind(bind(r)?),
         b'D' => FrontendMessage::Describe(target(r)?),
-        b'E' => FrontendMessage::Execute { portal: r.cstr()?, max_rows: r.i32()? },
+        b'E' => FrontendMessage::Execute {
+            portal: r.cstr()?,
+            max_rows: r.i32()?,
+        },
         b'C' => FrontendMessage::Close(target(r)?),
         b'S' => FrontendMessage::Sync,
         b'H' => FrontendMessage::Flush,
@@ -187,7 +193,11 @@ fn parse(r: &mut Reader) -> Result<Parse, ProtocolViolation> {
     for _ in 0..n {
         param_types.push(r.u32()?);
     }
-    Ok(Parse { name, query, param_types })
+    Ok(Parse {
+        name,
+        query,
+        param_types,
+    })
 }
 
 fn bind(r: &mut Reader) -> Result<Bind, ProtocolViolation> {
@@ -196,7 +206,13 @@ fn bind(r: &mut Reader) -> Result<Bind, ProtocolViolation> {
     let param_formats = r.formats()?;
     let params = values(r)?;
     let result_formats = r.formats()?;
-    Ok(Bind { portal, statement, param_formats, params, result_formats })
+    Ok(Bind {
+        portal,
+        statement,
+        param_formats,
+        params,
+        result_formats,
+    })
 }
 
 fn function_call(r: &mut Reader) -> Result<FunctionCall, ProtocolViolation> {
@@ -204,7 +220,12 @@ fn function_call(r: &mut Reader) -> Result<FunctionCall, ProtocolViolation> {
     let arg_formats = r.formats()?;
     let args = values(r)?;
     let result_format = Format::from_code(r.i16()?, Side::Client)?;
-    Ok(FunctionCall { oid, arg_formats, args, result_format })
+    Ok(FunctionCall {
+        oid,
+        arg_formats,
+        args,
+        result_format,
+    })
 }
 
 /// A count followed by that many nullable values.
