@@ -45,6 +45,11 @@ const CANCEL_REQUEST: i32 = 80877102;
 /// First byte of a TLS handshake record: a client using direct TLS (PG 17 `sslnegotiation=direct`).
 pub const TLS_HANDSHAKE_BYTE: u8 = 0x16;
 
+/// The one-byte answer to SSLRequest when the gateway will do TLS next.
+pub const SSL_ACCEPT: u8 = b'S';
+/// The one-byte answer to SSLRequest or GSSENCRequest when it will not.
+pub const SSL_REFUSE: u8 = b'N';
+
 /// A reasonable default limit for a startup packet.
 pub const DEFAULT_MAX_STARTUP_LEN: usize = 10 * 1024;
 

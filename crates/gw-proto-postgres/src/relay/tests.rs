@@ -543,3 +543,86 @@ fn session_end_is_fatal_admin_shutdown() {
     assert_eq!(f.sqlstate().unwrap().as_bytes(), b"57P01");
     let _: ErrorFields = f;
 }
+
+/// Valid messages in random order (a hostile client and a broken server):
+/// the relay may refuse them, but must never panic or grow without bound.
+#[test]
+fn random_valid_message_orders_never_panic() {
+    let fronts = [
+        q("SELECT 1"),
+        parse("", "SELECT 1"),
+        parse("s", "SELECT 2"),
+        bind("", "", vec![]),
+        bind("p", "s", vec![Format::Binary]),
+        FrontendMessage::Describe(Target::Statement("s".into())),
+        FrontendMessage::Describe(Target::Portal("".into())),
+        execute(""),
+        execute("p"),
+        FrontendMessage::Close(Target::Statement("s".into())),
+        FrontendMessage::Close(Target::Portal("p".into())),
+        FrontendMessage::Sync,
+        FrontendMessage::Flush,
+        FrontendMessage::CopyData(Bytes::from_static(b"x")),
+        FrontendMessage::CopyDone,
+    ];
+    let copy = CopyResponse {
+        format: Format::Text,
+        column_formats: vec![Format::Text],
+    };
+    let backs = [
+        BackendMessage::ParseComplete,
+        BackendMessage::BindComplete,
+        BackendMessage::CloseComplete,
+        BackendMessage::NoData,
+        BackendMessage::PortalSuspended,
+        BackendMessage::EmptyQueryResponse,
+        BackendMessage::ParameterDescription(vec![23]),
+        BackendMessage::RowDescription(vec![column("a", Format::Text)]),
+        row(&["v"]),
+        row(&["v", "w"]),
+        complete("SELECT 1"),
+        syntax_error(),
+        rfq(TransactionStatus::Idle),
+        rfq(TransactionStatus::InTransaction),
+        BackendMessage::CopyOutResponse(copy.clone()),
+        BackendMessage::CopyInResponse(copy),
+        BackendMessage::CopyData(Bytes::from_static(b"r\n")),
+        BackendMessage::CopyDone,
+        BackendMessage::NoticeResponse(error_fields("NOTICE", "00000", "n", None, None)),
+    ];
+    let mut seed = 0x1234_5678_9abc_def1u64;
+    let mut next = move |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    let config = RelayConfig {
+        max_in_flight: 32,
+        max_statements: 4,
+        ..Default::default()
+    };
+    let mut r = Relay::new(config.clone());
+    for _ in 0..50_000 {
+        let ok = if next(2) == 0 {
+            match r.on_frontend(fe(fronts[next(fronts.len())].clone())) {
+                Ok(FrontendStep::Decide(p)) => {
+                    let v = if next(2) == 0 {
+                        Verdict::Allow
+                    } else {
+                        Verdict::Deny { reason: "r".into() }
+                    };
+                    r.resolve(p, v).is_ok()
+                }
+                Ok(FrontendStep::Forward(_)) => true,
+                Err(_) => false,
+            }
+        } else {
+            r.on_backend(be(backs[next(backs.len())].clone())).is_ok()
+        };
+        assert!(r.in_flight() <= config.max_in_flight);
+        if !ok {
+            r = Relay::new(config.clone());
+        }
+    }
+}
