@@ -124,6 +124,8 @@ struct Session {
     relay: Relay,
     /// Column names the relay offered with each DataRow, for masking.
     row_columns: Vec<Option<Vec<String>>>,
+    /// CopyData payloads the relay offered for masking.
+    copy_chunks: Vec<Bytes>,
 }
 
 impl Session {
@@ -155,6 +157,7 @@ impl Session {
             buf,
             relay: Relay::new(RelayConfig::default()),
             row_columns: Vec::new(),
+            copy_chunks: Vec::new(),
         }
     }
 
@@ -202,7 +205,10 @@ impl Session {
                     self.row_columns.push(names);
                     r.unchanged()
                 }
-                BackendStep::CopyOut(c) => c.unchanged(),
+                BackendStep::CopyOut(c) => {
+                    self.copy_chunks.push(c.data.clone());
+                    c.unchanged()
+                }
                 BackendStep::UpstreamKey { .. } => continue,
             };
             let m = codec::decode_backend(&mut BytesMut::from(&bytes[..]), 1 << 20)
@@ -396,6 +402,12 @@ fn real_postgres_15() {
     );
     // No Describe in this pipeline: the relay admits it does not know the columns.
     assert_eq!(s.row_columns.pop(), Some(None));
+
+    // COPY OUT data is offered for masking, row by row.
+    s.send(&[q("COPY (SELECT id FROM t ORDER BY id) TO STDOUT")], false);
+    let seen = s.until_ready();
+    assert_eq!(tags(&seen), "HddcCZ");
+    assert_eq!(s.copy_chunks, [&b"1\n"[..], &b"2\n"[..]]);
 
     // Nothing was deleted, and the session is still in step.
     s.send(&[q("SELECT count(*) FROM t")], false);
