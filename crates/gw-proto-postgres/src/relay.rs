@@ -243,6 +243,9 @@ enum Expect {
     },
     Close(Target),
     Sync,
+    /// No response: where the client's CopyDone or CopyFail sits in the
+    /// stream, for a COPY FROM STDIN whose CopyInResponse has not arrived yet.
+    CopyEnd,
 }
 
 #[derive(Debug)]
@@ -272,6 +275,8 @@ pub struct Relay {
     /// Columns of the result set a simple Query is currently returning.
     query_columns: Option<Arc<[Column]>>,
     copy_out: Option<CopyResponse>,
+    /// The server is in COPY FROM STDIN and the client has not ended it yet.
+    copy_in_open: bool,
     status: TransactionStatus,
     upstream_key: Option<(i32, Bytes)>,
     denials: u64,
@@ -293,6 +298,7 @@ impl Relay {
             portals: HashMap::new(),
             query_columns: None,
             copy_out: None,
+            copy_in_open: false,
             status: TransactionStatus::Idle,
             upstream_key: None,
             denials: 0,
@@ -344,6 +350,10 @@ impl Relay {
                 Side::Gateway,
                 "message fed while a verdict is pending",
             ));
+        }
+        if self.copy_in_open {
+            self.expect_in_copy_in(&msg.msg)?;
+            return Ok(FrontendStep::Forward(msg.raw));
         }
         let command = match &msg.msg {
             FrontendMessage::Query(q) => CommandText::Query(utf8(q)?),
@@ -412,6 +422,9 @@ impl Relay {
     /// The expectation a forwarded (not judged) message creates, if any.
     fn expect_for(&mut self, msg: &FrontendMessage) -> Result<Option<Expect>, ProtocolViolation> {
         use FrontendMessage as F;
+        if self.copy_in_open {
+            return self.expect_in_copy_in(msg);
+        }
         Ok(match msg {
             F::Bind(b) => Some(Expect::Bind {
                 portal: b.portal.0.clone(),
@@ -424,6 +437,7 @@ impl Relay {
             }),
             F::Close(t) => Some(Expect::Close(t.clone())),
             F::Sync => Some(Expect::Sync),
+            F::CopyDone | F::CopyFail(_) if !self.in_flight.is_empty() => Some(Expect::CopyEnd),
             F::Flush | F::CopyData(_) | F::CopyDone | F::CopyFail(_) | F::Terminate => None,
             F::Password(_) => {
                 return Err(ProtocolViolation::new(
@@ -433,6 +447,27 @@ impl Relay {
             }
             F::Query(_) | F::Parse(_) | F::FunctionCall(_) => None,
         })
+    }
+
+    /// During COPY FROM STDIN the server reads only copy messages; it ignores
+    /// Flush and Sync (libpq sends a Sync right after an extended-protocol
+    /// COPY) and fails the COPY on anything else, so that is refused here.
+    fn expect_in_copy_in(
+        &mut self,
+        msg: &FrontendMessage,
+    ) -> Result<Option<Expect>, ProtocolViolation> {
+        use FrontendMessage as F;
+        match msg {
+            F::CopyDone | F::CopyFail(_) => self.copy_in_open = false,
+            F::CopyData(_) | F::Flush | F::Sync | F::Terminate => {}
+            _ => {
+                return Err(ProtocolViolation::new(
+                    Side::Client,
+                    "message other than copy data during COPY FROM STDIN",
+                ));
+            }
+        }
+        Ok(None)
     }
 
     /// Queues an expectation, unless the server will discard the message.
@@ -469,7 +504,8 @@ impl Relay {
             B::CloseComplete => self.close_complete()?,
             B::ErrorResponse(fields) => return Ok(self.error(&fields, raw)),
             B::ReadyForQuery(status) => self.ready_for_query(status)?,
-            B::FunctionCallResponse(_) | B::CopyInResponse(_) => self.in_command()?,
+            B::FunctionCallResponse(_) => self.in_command()?,
+            B::CopyInResponse(_) => self.copy_in_response()?,
             B::CopyOutResponse(c) | B::CopyBothResponse(c) => {
                 self.in_command()?;
                 self.copy_out = Some(c);
@@ -495,8 +531,40 @@ impl Relay {
         Ok(BackendStep::Forward(raw))
     }
 
+    /// Pops the head; CopyEnd markers never stay at the head.
     fn pop(&mut self) -> Option<Expect> {
-        self.in_flight.pop_front()
+        let head = self.in_flight.pop_front();
+        while matches!(self.in_flight.front(), Some(Expect::CopyEnd)) {
+            self.in_flight.pop_front();
+        }
+        head
+    }
+
+    /// CopyInResponse: messages the client already sent after the COPY are
+    /// read by the server as part of the copy. Syncs among them are ignored
+    /// there, so they will get no ReadyForQuery.
+    fn copy_in_response(&mut self) -> Result<(), ProtocolViolation> {
+        self.in_command()?;
+        let mut ended = false;
+        let mut i = 1;
+        while i < self.in_flight.len() && !ended {
+            match self.in_flight[i] {
+                Expect::CopyEnd => ended = true,
+                Expect::Sync => {
+                    self.in_flight.remove(i);
+                    continue;
+                }
+                _ => {
+                    return Err(ProtocolViolation::new(
+                        Side::Client,
+                        "message other than copy data during COPY FROM STDIN",
+                    ));
+                }
+            }
+            i += 1;
+        }
+        self.copy_in_open = !ended;
+        Ok(())
     }
 
     fn parse_complete(&mut self) -> Result<(), ProtocolViolation> {
@@ -593,6 +661,7 @@ impl Relay {
     /// CommandComplete, EmptyQueryResponse or PortalSuspended.
     fn command_done(&mut self, suspended: bool) -> Result<(), ProtocolViolation> {
         self.copy_out = None;
+        self.copy_in_open = false;
         match self.in_flight.front() {
             Some(Expect::Execute { .. }) => {
                 self.pop();
@@ -654,6 +723,7 @@ impl Relay {
     /// follow the server in skipping to Sync after an extended-query error.
     fn error(&mut self, fields: &codec::ErrorFields, raw: Bytes) -> BackendStep {
         self.copy_out = None;
+        self.copy_in_open = false;
         if fields.is_fatal() {
             return BackendStep::Forward(raw);
         }

@@ -409,6 +409,23 @@ fn real_postgres_15() {
     assert_eq!(tags(&seen), "HddcCZ");
     assert_eq!(s.copy_chunks, [&b"1\n"[..], &b"2\n"[..]]);
 
+    // COPY FROM STDIN over the extended protocol, with libpq's early Sync.
+    s.send(
+        &[parse("COPY t FROM STDIN", vec![]), bind(vec![]), execute()],
+        false,
+    );
+    s.send(&[FrontendMessage::Sync], false);
+    s.send(
+        &[FrontendMessage::CopyData(Bytes::from_static(b"3\n"))],
+        false,
+    );
+    s.send(&[FrontendMessage::CopyDone, FrontendMessage::Sync], false);
+    let seen = s.until_ready();
+    assert_eq!(tags(&seen), "12GCZ");
+    assert_eq!(s.relay.in_flight(), 0);
+    s.send(&[q("DELETE FROM t WHERE id = 3")], false);
+    assert_eq!(tags(&s.until_ready()), "CZ");
+
     // Nothing was deleted, and the session is still in step.
     s.send(&[q("SELECT count(*) FROM t")], false);
     let seen = s.until_ready();

@@ -626,3 +626,66 @@ fn random_valid_message_orders_never_panic() {
         }
     }
 }
+
+#[test]
+fn extended_copy_in_as_libpq_sends_it() {
+    // libpq: Parse/Bind/Execute of COPY FROM STDIN, Sync at once, then the
+    // data, CopyDone and a second Sync. The server ignores the first Sync.
+    let mut r = relay();
+    send(&mut r, parse("", "COPY t FROM STDIN"), false);
+    send(&mut r, bind("", "", vec![]), false);
+    send(&mut r, execute(""), false);
+    send(&mut r, FrontendMessage::Sync, false);
+    recv(&mut r, BackendMessage::ParseComplete);
+    recv(&mut r, BackendMessage::BindComplete);
+    let text = CopyResponse {
+        format: Format::Text,
+        column_formats: vec![Format::Text],
+    };
+    recv(&mut r, BackendMessage::CopyInResponse(text));
+    assert_eq!(r.in_flight(), 1, "the Sync read during COPY gets no answer");
+    send(
+        &mut r,
+        FrontendMessage::CopyData(Bytes::from_static(b"1\n")),
+        false,
+    );
+    send(&mut r, FrontendMessage::Sync, false); // also ignored by the server
+    send(&mut r, FrontendMessage::CopyDone, false);
+    send(&mut r, FrontendMessage::Sync, false);
+    recv(&mut r, complete("COPY 1"));
+    recv(&mut r, rfq(TransactionStatus::Idle));
+    assert_eq!(r.in_flight(), 0);
+}
+
+#[test]
+fn simple_copy_in_with_data_sent_ahead() {
+    let mut r = relay();
+    send(&mut r, q("COPY t FROM STDIN"), false);
+    send(
+        &mut r,
+        FrontendMessage::CopyData(Bytes::from_static(b"1\n")),
+        false,
+    );
+    send(&mut r, FrontendMessage::CopyDone, false);
+    send(&mut r, q("SELECT 1"), false);
+    let text = CopyResponse {
+        format: Format::Text,
+        column_formats: vec![Format::Text],
+    };
+    recv(&mut r, BackendMessage::CopyInResponse(text.clone()));
+    recv(&mut r, complete("COPY 1"));
+    recv(&mut r, rfq(TransactionStatus::Idle));
+    recv(
+        &mut r,
+        BackendMessage::RowDescription(vec![column("?column?", Format::Text)]),
+    );
+    recv(&mut r, complete("SELECT 0"));
+    recv(&mut r, rfq(TransactionStatus::Idle));
+    assert_eq!(r.in_flight(), 0);
+
+    // A query sent in the middle of COPY FROM STDIN is refused.
+    send(&mut r, q("COPY t FROM STDIN"), false);
+    recv(&mut r, BackendMessage::CopyInResponse(text));
+    let err = r.on_frontend(fe(q("SELECT 1"))).unwrap_err();
+    assert_eq!(err.side, Side::Client);
+}
