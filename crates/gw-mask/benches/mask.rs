@@ -1,0 +1,2 @@
+//! Masking benchmark (filled in below).
+fn main() {}
