@@ -90,7 +90,10 @@ impl fmt::Debug for PgStr {
 /// The first packet of a connection (no tag byte, just length and code).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Startup {
-    /// The client asks whether TLS is available; answer one byte, `b'S'` or `b'N'`.
+    /// The client asks whether TLS is available; answer one byte, [`SSL_ACCEPT`]
+    /// or [`SSL_REFUSE`]. Before starting TLS the caller must check that the
+    /// buffer holds no further bytes: plaintext sent ahead of the handshake
+    /// would otherwise be taken as if it came over TLS (CVE-2021-23222).
     SslRequest,
     /// The client asks for GSSAPI encryption; the gateway answers `b'N'`.
     GssEncRequest,

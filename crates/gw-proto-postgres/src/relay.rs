@@ -34,6 +34,14 @@
 //! transaction control), so running only the allowed ones would change what
 //! the client's text means, and the server gives no way to skip one of them.
 //!
+//! Policy is asked at Query, Parse and FunctionCall. Bind and Execute are not
+//! judged again: a protocol-level statement was judged at its Parse, and a
+//! statement created with SQL `PREPARE` was judged as part of that Query's
+//! text (the classifier sees its body), so Bind to a name the relay never saw
+//! parsed is forwarded; its rows then carry no column descriptions.
+//! SQL text must be UTF-8 (the gateway should pin `client_encoding`); other
+//! text is a client protocol violation rather than something to guess about.
+//!
 //! Responses are matched to requests by position: every message sent
 //! upstream that produces responses is queued as an expectation, and every
 //! response is checked against the head of that queue. After an error in
