@@ -2,22 +2,21 @@
 //! HTTP/1.1 responder on std: three read-only routes need no framework, and
 //! every request is bounded (one line, 8 KiB of headers, 5 s).
 
-use crate::Loaded;
+use crate::state::{Gateway, Loaded};
 use gw_policy::diagnostic::json_str;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub(crate) fn serve(listener: TcpListener, loaded: Arc<Loaded>) -> anyhow::Result<()> {
+pub(crate) fn serve(listener: TcpListener, gw: Arc<Gateway>) {
     for stream in listener.incoming() {
         let Ok(stream) = stream else { continue };
-        let loaded = Arc::clone(&loaded);
+        let loaded = gw.policy();
         std::thread::spawn(move || {
             let _ = handle(stream, &loaded);
         });
     }
-    Ok(())
 }
 
 fn handle(stream: TcpStream, loaded: &Loaded) -> std::io::Result<()> {
@@ -54,22 +53,24 @@ fn route(path: &str, loaded: &Loaded) -> (&'static str, String) {
 
 fn status(l: &Loaded) -> String {
     let p = &l.policy;
+    let state = if l.rejected.is_some() {
+        "deny-all"
+    } else {
+        "active"
+    };
+    let rejected = l
+        .rejected
+        .as_deref()
+        .map_or_else(|| "null".to_owned(), json_str);
     format!(
-        "{{\"policy\":{{\"state\":{},\"rejected_because\":{},\"files\":{},\"resources\":{},\"grants\":{},\"guards\":{},\"masks\":{},\"tests_passed\":{},\"tests_failed\":{}}},\"listeners\":[]}}\n",
-        json_str(if l.rejected.is_some() {
-            "deny-all"
-        } else {
-            "active"
-        }),
-        l.rejected
-            .as_deref()
-            .map_or_else(|| "null".to_owned(), json_str),
+        "{{\"policy\":{{\"state\":{},\"rejected_because\":{rejected},\"revision\":{},\"files\":{},\"resources\":{},\"grants\":{},\"guards\":{},\"masks\":{},\"tests_passed\":{}}}}}\n",
+        json_str(state),
+        json_str(&l.revision),
         l.files,
         p.resources.len(),
         p.grants.len(),
         p.guards.len(),
         p.masks.len(),
         l.tests_passed,
-        l.tests_failed,
     )
 }

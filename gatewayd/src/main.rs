@@ -1,162 +1,291 @@
 //! `gatewayd`, the access gateway daemon.
 //!
-//! Today it loads the policy (fail closed: an invalid policy means deny
-//! everything), runs the policy's own tests, and serves the admin endpoints
-//! `/healthz`, `/readyz` and `/status`. The protocol listeners (PostgreSQL
-//! first) are not built yet: see ARCHITECTURE.md, "Status".
+//! `gatewayd [run]` starts it (embedded defaults when no `--config` is
+//! given: the bundled quick-start policy, a generated development TLS
+//! certificate, state under `.gatewayd/`, and a demo database when the
+//! policy asks for one and none is reachable); `gatewayd check` validates a
+//! configuration and its policy; `gatewayd token` mints a gateway token for
+//! development and service accounts (OIDC login comes with issue #8).
 #![forbid(unsafe_code)]
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod admin;
+mod audit;
+mod config;
+mod demo;
+mod files;
+mod postgres;
+mod recorder;
+mod secrets;
+mod state;
+mod tls;
+mod upstream_tls;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use gw_policy::diagnostic::render_human;
-use gw_policy::{Policy, Source};
+use state::Gateway;
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
 
 #[derive(Parser)]
 #[command(name = "gatewayd", version, about = "The access gateway daemon")]
 struct Cli {
+    /// The bootstrap configuration (KDL). Without one, embedded defaults apply.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Log format on stderr (default: text on a terminal, JSON otherwise).
+    #[arg(long, global = true, value_parser = ["text", "json"])]
+    log_format: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
-    #[command(flatten)]
-    run: RunArgs,
-}
-
-#[derive(clap::Args)]
-struct RunArgs {
-    /// Policy files or directories (default: the bundled quick-start policy).
-    #[arg(long, default_value = "policy-examples/quickstart")]
-    policy: Vec<PathBuf>,
-    /// Where the admin endpoints listen.
-    #[arg(long, default_value = "127.0.0.1:9090")]
-    admin_listen: String,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Validates the policy and runs its tests, then exits (0 valid, 1 invalid).
-    Check {
-        #[arg(long, default_value = "policy-examples/quickstart")]
-        policy: Vec<PathBuf>,
+    /// Runs the gateway (the default).
+    Run,
+    /// Validates the configuration and the policy, runs the policy's tests, and exits.
+    Check,
+    /// Mints a gateway token (for development and service accounts).
+    Token {
+        #[arg(long)]
+        principal: String,
+        /// Groups, comma-separated or repeated.
+        #[arg(long, value_delimiter = ',')]
+        groups: Vec<String>,
+        /// Lifetime, e.g. "1h" (default: the configuration's token-ttl).
+        #[arg(long)]
+        ttl: Option<String>,
     },
-}
-
-/// The policy in force, and why it is what it is.
-pub(crate) struct Loaded {
-    pub(crate) policy: Policy,
-    pub(crate) files: usize,
-    /// Set when the policy on disk was rejected and everything is denied.
-    pub(crate) rejected: Option<String>,
-    pub(crate) tests_passed: usize,
-    pub(crate) tests_failed: usize,
-}
-
-fn load(paths: &[PathBuf]) -> Loaded {
-    let sources: Vec<Source> = match gw_policy::source::read_paths(paths) {
-        Ok(s) if !s.is_empty() => s,
-        Ok(_) => return rejected(0, "no .kdl files found".into()),
-        Err(e) => return rejected(0, e.to_string()),
-    };
-    match gw_policy::load(&sources) {
-        Err(diags) => {
-            eprint!("{}", render_human(&sources, &diags));
-            rejected(
-                sources.len(),
-                format!("{} error(s) in the policy", diags.len()),
-            )
-        }
-        Ok(policy) => {
-            let outcomes = gw_policy::run_tests(&policy);
-            let failed = outcomes.iter().filter(|o| !o.passed).count();
-            if failed > 0 {
-                for o in outcomes.iter().filter(|o| !o.passed) {
-                    eprintln!(
-                        "policy test failed: {} (got {} by {})",
-                        o.case.name,
-                        o.decision.verdict.name(),
-                        o.decision.rule
-                    );
-                }
-                return rejected(sources.len(), format!("{failed} policy test(s) failed"));
-            }
-            let passed = outcomes.len();
-            Loaded {
-                policy,
-                files: sources.len(),
-                rejected: None,
-                tests_passed: passed,
-                tests_failed: 0,
-            }
-        }
-    }
-}
-
-/// Fail closed: a policy that does not validate is never applied.
-fn rejected(files: usize, why: String) -> Loaded {
-    Loaded {
-        policy: Policy::deny_all(why.clone()),
-        files,
-        rejected: Some(why),
-        tests_passed: 0,
-        tests_failed: 0,
-    }
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Some(Command::Check { policy }) => {
-            let loaded = load(&policy);
-            match &loaded.rejected {
-                None => {
-                    println!(
-                        "policy ok: {} file(s), {} test(s) passed",
-                        loaded.files, loaded.tests_passed
-                    );
-                    std::process::ExitCode::SUCCESS
-                }
-                Some(why) => {
-                    eprintln!("policy rejected: {why}");
-                    std::process::ExitCode::from(1)
-                }
-            }
+    init_logging(cli.log_format.as_deref());
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let result = (|| {
+        let config = load_config(cli.config.as_deref())?;
+        match cli.command.unwrap_or(Command::Run) {
+            Command::Run => run(config),
+            Command::Check => check(&config),
+            Command::Token {
+                principal,
+                groups,
+                ttl,
+            } => token(&config, principal, groups, ttl.as_deref()),
         }
-        None => match run(cli.run) {
-            Ok(()) => std::process::ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                std::process::ExitCode::from(2)
-            }
-        },
+    })();
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(2)
+        }
     }
 }
 
-fn run(args: RunArgs) -> anyhow::Result<()> {
-    let loaded = Arc::new(load(&args.policy));
-    match &loaded.rejected {
-        None => eprintln!(
-            "gatewayd: policy loaded: {} file(s), {} resource(s), {} grant(s), {} guard(s); {} policy test(s) passed",
-            loaded.files,
-            loaded.policy.resources.len(),
-            loaded.policy.grants.len(),
-            loaded.policy.guards.len(),
-            loaded.tests_passed
-        ),
-        Some(why) => eprintln!(
-            "gatewayd: policy REJECTED ({why}); denying every session until a valid policy is loaded"
-        ),
+fn init_logging(format: Option<&str>) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let json = format.map_or(!std::io::stderr().is_terminal(), |f| f == "json");
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().flatten_event(true).init();
+    } else {
+        builder.init();
     }
-    let listener = std::net::TcpListener::bind(&args.admin_listen)
-        .with_context(|| format!("binding {}", args.admin_listen))?;
-    eprintln!(
-        "gatewayd: admin endpoints on http://{}/healthz, /readyz, /status",
-        listener.local_addr()?
-    );
-    eprintln!(
-        "gatewayd: no protocol listeners yet: the PostgreSQL data path is not built (see README, \"Status\")"
-    );
-    admin::serve(listener, loaded)
+}
+
+fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<config::Config> {
+    let Some(path) = path else {
+        return Ok(config::Config::default());
+    };
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let src = gw_policy::Source::new(path.display().to_string(), text);
+    config::parse(&src).map_err(|d| {
+        anyhow::anyhow!(
+            "invalid configuration:\n{}",
+            gw_policy::diagnostic::render_human(&[src], &d)
+        )
+    })
+}
+
+fn check(config: &config::Config) -> anyhow::Result<std::process::ExitCode> {
+    let loaded = state::load_policy(&config.policy);
+    match &loaded.rejected {
+        None => {
+            println!(
+                "configuration ok; policy ok: {} file(s), {} test(s) passed, revision {}",
+                loaded.files, loaded.tests_passed, loaded.revision
+            );
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Some(why) => {
+            eprintln!("policy rejected: {why}");
+            Ok(std::process::ExitCode::from(1))
+        }
+    }
+}
+
+fn token(
+    config: &config::Config,
+    principal: String,
+    groups: Vec<String>,
+    ttl: Option<&str>,
+) -> anyhow::Result<std::process::ExitCode> {
+    let (token_key, _, _) = state::keys(&config.state)?;
+    let lifetime = match ttl {
+        Some(t) => gw_policy::parse_duration(t)
+            .ok_or_else(|| anyhow::anyhow!("`{t}` is not a duration"))?,
+        None => config.token_ttl,
+    };
+    let principal = gw_policy::Principal {
+        subject: principal,
+        groups,
+    };
+    let now = postgres::unix_now();
+    let t = gw_identity::mint(
+        &token_key,
+        &gw_identity::Mint {
+            principal: &principal,
+            now,
+            lifetime_secs: lifetime.as_secs(),
+        },
+    )?;
+    let audit = audit::AuditLog::open(&config.state.join("audit.jsonl"), &config.gateway_id)?;
+    let id = gw_identity::verify(&t, &single(&token_key), now, |_, _| false)
+        .map(|v| v.id)
+        .unwrap_or_default();
+    audit.record(&audit::AuditEvent::TokenMinted {
+        principal: &principal.subject,
+        token_id: &id,
+        expires_at: now + lifetime.as_secs(),
+    });
+    println!("{t}");
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+fn single(key: &gw_keys::SigningKey) -> gw_keys::TrustedKeys {
+    let mut k = gw_keys::TrustedKeys::new();
+    k.insert(key.public_key());
+    k
+}
+
+fn run(config: config::Config) -> anyhow::Result<std::process::ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(serve(config))?;
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+async fn serve(config: config::Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.state)
+        .with_context(|| format!("creating {}", config.state.display()))?;
+    let (_, token_keys, recording_key) = state::keys(&config.state)?;
+    let audit = audit::AuditLog::open(&config.state.join("audit.jsonl"), &config.gateway_id)?;
+    let loaded = state::load_policy(&config.policy);
+    match &loaded.rejected {
+        None => audit.record(&audit::AuditEvent::PolicyLoaded {
+            files: loaded.files,
+            tests_passed: loaded.tests_passed,
+        }),
+        Some(why) => audit.record(&audit::AuditEvent::PolicyRejected { reason: why }),
+    }
+    let tls = tokio_rustls::TlsAcceptor::from(tls::server_config(&config)?);
+    let gw = Arc::new(Gateway {
+        policy: RwLock::new(Arc::new(loaded)),
+        audit,
+        token_keys,
+        recording_key,
+        overrides: Mutex::new(Default::default()),
+        cancel_keys: Mutex::new(Default::default()),
+        config,
+    });
+    let _demo = if gw.config.demo {
+        demo::maybe_start(&gw).unwrap_or_else(|e| {
+            tracing::error!(error = %format!("{e:#}"), "the demo database could not start");
+            None
+        })
+    } else {
+        None
+    };
+    let admin = std::net::TcpListener::bind(&gw.config.listen_admin)
+        .with_context(|| format!("binding {}", gw.config.listen_admin))?;
+    let admin_addr = admin.local_addr()?;
+    {
+        let gw = Arc::clone(&gw);
+        std::thread::spawn(move || admin::serve(admin, gw));
+    }
+    let mut pg_addr = None;
+    if let Some(addr) = &gw.config.listen_postgres {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr}"))?;
+        pg_addr = Some(listener.local_addr()?);
+        tokio::spawn(postgres::serve(listener, Arc::clone(&gw), tls));
+    }
+    announce(&gw, admin_addr, pg_addr);
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    Ok(())
+}
+
+/// Tells a person at a terminal what is running and how to use it.
+fn announce(gw: &Gateway, admin: std::net::SocketAddr, pg: Option<std::net::SocketAddr>) {
+    let loaded = gw.policy();
+    match &loaded.rejected {
+        None => {
+            tracing::info!(files = loaded.files, resources = loaded.policy.resources.len(), tests_passed = loaded.tests_passed, revision = %loaded.revision, "policy loaded")
+        }
+        Some(why) => {
+            tracing::error!(reason = %why, "policy REJECTED: every session is denied until a valid policy is loaded")
+        }
+    }
+    tracing::info!(address = %admin, "admin endpoints: /healthz /readyz /status /metrics");
+    let Some(pg) = pg else { return };
+    tracing::info!(address = %pg, "postgres listener");
+    let demo = gw
+        .overrides
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains_key("demo");
+    if demo && std::io::stderr().is_terminal() {
+        eprintln!("\nThe demo database is ready. Mint a token and connect through the gateway:\n");
+        eprintln!(
+            "  export PGPASSWORD=$(cargo run -q --release -p gatewayd -- token --principal sam@example.com --groups sre)"
+        );
+        eprintln!(
+            "  psql \"host={} port={} dbname=demo user=sam sslmode=require\"\n",
+            pg.ip(),
+            pg.port()
+        );
+        eprintln!(
+            "Then try: SELECT * FROM customers;   DELETE FROM customers;   DROP TABLE orders;"
+        );
+        eprintln!(
+            "Recordings land in {}; play one with `replay play FILE`.\n",
+            gw.config.recordings.display()
+        );
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
 }

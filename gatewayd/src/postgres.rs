@@ -1,0 +1,972 @@
+//! The PostgreSQL data path: the tokio side of `gw-proto-postgres`.
+//!
+//! One task per client connection:
+//! 1. **accept**: SSLRequest → TLS (required; plaintext startups are refused),
+//!    StartupMessage (the database name selects the resource), a cleartext
+//!    password request inside TLS whose answer is the client's gateway token.
+//! 2. **authorize**: verify the token, `decide_session` with the policy in
+//!    force. Nothing is sent upstream before the policy says allow.
+//! 3. **connect**: log in upstream with the resource's credential (SCRAM),
+//!    hand the client the server's parameters and the gateway's own cancel
+//!    key.
+//! 4. **relay**: every Query, Parse and FunctionCall is classified and
+//!    decided; denials become server-side errors rewritten to SQLSTATE 42501
+//!    (see `gw_proto_postgres::relay`); every DataRow and COPY OUT chunk is
+//!    masked before the client or the recording sees it.
+//!
+//! Cancel requests arrive on new connections and are forwarded with the
+//! upstream key. A session ends cleanly (FATAL 57P01) when its grant's
+//! maximum length is reached.
+
+use crate::audit::AuditEvent;
+use crate::recorder::{RecEvent, Recorder};
+use crate::state::{CancelTarget, Gateway};
+use anyhow::{Context as _, anyhow};
+use bytes::{Bytes, BytesMut};
+use gw_proto_postgres::codec::{self, BackendMessage, Column, FrontendMessage, TransactionStatus};
+use gw_proto_postgres::login::{LoginStep, UpstreamLogin};
+use gw_proto_postgres::{
+    BackendStep, CommandText, FrontendStep, Relay, RelayConfig, Startup, Verdict,
+};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
+
+/// How long a client has to finish TLS, startup and its password.
+const LOGIN_TIMEOUT: Duration = Duration::from_secs(15);
+const MAX_STARTUP: usize = 10 << 10;
+/// Rows of each result kept for the recording's rendering, at most.
+const RENDER_ROWS_CAP: usize = 1000;
+
+pub(crate) async fn serve(listener: TcpListener, gw: Arc<Gateway>, tls: tokio_rustls::TlsAcceptor) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let gw = Arc::clone(&gw);
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            if let Err(e) = connection(stream, peer, &gw, tls).await {
+                tracing::info!(client = %peer, error = %format!("{e:#}"), "postgres connection ended");
+            }
+        });
+    }
+}
+
+/// Either side of a session: plain TCP or TLS.
+pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+async fn connection(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    gw: &Gateway,
+    tls: tokio_rustls::TlsAcceptor,
+) -> anyhow::Result<()> {
+    let client = peer.to_string();
+    let mut buf = BytesMut::with_capacity(1024);
+    // Plaintext phase: only SSLRequest, GSSENCRequest and CancelRequest.
+    let startup = tokio::time::timeout(LOGIN_TIMEOUT, read_startup(&mut stream, &mut buf))
+        .await
+        .context("startup timed out")??;
+    let mut tls_stream = match startup {
+        Startup::SslRequest => {
+            // Bytes after SSLRequest and before the handshake would be
+            // plaintext smuggled into the TLS session (CVE-2021-23222).
+            if !buf.is_empty() {
+                return Err(anyhow!("client sent data after SSLRequest"));
+            }
+            stream.write_all(b"S").await?;
+            tls.accept(stream).await.context("TLS handshake")?
+        }
+        Startup::DirectTls => tls.accept(stream).await.context("TLS handshake (direct)")?,
+        Startup::Cancel {
+            process_id,
+            secret_key,
+        } => return forward_cancel(gw, process_id, &secret_key).await,
+        Startup::GssEncRequest => {
+            stream.write_all(b"N").await?;
+            return Err(anyhow!(
+                "GSS encryption refused; the client should retry with TLS"
+            ));
+        }
+        Startup::Startup { .. } => {
+            let msg = codec::error_response(
+                "FATAL",
+                "28000",
+                "the gateway requires TLS: connect with sslmode=require or stronger",
+                None,
+                None,
+            );
+            stream.write_all(&msg).await?;
+            gw.audit.record(&AuditEvent::AuthenticationFailed {
+                protocol: "postgres",
+                client: &client,
+                reason: "plaintext startup refused",
+            });
+            return Ok(());
+        }
+    };
+    let mut buf = BytesMut::with_capacity(8 << 10);
+    let login = tokio::time::timeout(
+        LOGIN_TIMEOUT,
+        client_login(&mut tls_stream, &mut buf, gw, &client),
+    )
+    .await;
+    let Ok(Ok(Some(login))) = login else {
+        return login.map_or_else(|_| Err(anyhow!("login timed out")), |r| r.map(|_| ()));
+    };
+    session(tls_stream, buf, login, gw, &client).await
+}
+
+async fn read_startup(stream: &mut TcpStream, buf: &mut BytesMut) -> anyhow::Result<Startup> {
+    loop {
+        if let Some(s) = codec::decode_startup(buf, MAX_STARTUP)? {
+            return Ok(s);
+        }
+        if stream.read_buf(buf).await? == 0 {
+            return Err(anyhow!("client closed before startup"));
+        }
+    }
+}
+
+/// Who logged in, to what, with what the policy said.
+struct Login {
+    principal: gw_policy::Principal,
+    resource: gw_policy::Resource,
+    terms: gw_policy::SessionTerms,
+    rule: String,
+    loaded: Arc<crate::state::Loaded>,
+}
+
+/// Reads the StartupMessage inside TLS, asks for the token, authorizes.
+/// `Ok(None)`: the client was refused with a protocol-native error.
+async fn client_login<S: Io>(
+    s: &mut S,
+    buf: &mut BytesMut,
+    gw: &Gateway,
+    client: &str,
+) -> anyhow::Result<Option<Login>> {
+    let params = loop {
+        match codec::decode_startup(buf, MAX_STARTUP)? {
+            Some(Startup::Startup { params, .. }) => break params,
+            Some(_) => return Err(anyhow!("unexpected startup packet inside TLS")),
+            None => {
+                if s.read_buf(buf).await? == 0 {
+                    return Err(anyhow!("client closed during startup"));
+                }
+            }
+        }
+    };
+    let param = |k: &str| {
+        params
+            .iter()
+            .find(|(n, _)| n.as_bytes() == k.as_bytes())
+            .map(|(_, v)| v.to_string_lossy())
+    };
+    let database = param("database")
+        .or_else(|| param("user"))
+        .unwrap_or_default();
+    s.write_all(&codec::authentication_cleartext_password())
+        .await?;
+    let password = loop {
+        match codec::decode_frontend(buf, MAX_STARTUP)? {
+            Some(m) => match m.msg {
+                FrontendMessage::Password(p) => break p,
+                _ => return Err(anyhow!("expected a password message")),
+            },
+            None => {
+                if s.read_buf(buf).await? == 0 {
+                    return Err(anyhow!("client closed before sending its token"));
+                }
+            }
+        }
+    };
+    let password = String::from_utf8_lossy(&password)
+        .trim_end_matches('\0')
+        .to_owned();
+    let now = unix_now();
+    let token = gw_identity::verify(&password, &gw.token_keys, now, |_, _| false);
+    let token = match token {
+        Ok(t) => t,
+        Err(e) => {
+            let reason = if gw_identity::looks_like_token(&password) {
+                e.to_string()
+            } else {
+                "the password is not a gateway token".into()
+            };
+            gw.audit.record(&AuditEvent::AuthenticationFailed {
+                protocol: "postgres",
+                client,
+                reason: &reason,
+            });
+            let msg = format!("gateway authentication failed: {reason}");
+            s.write_all(&codec::error_response("FATAL", "28P01", &msg, None, Some("get a fresh token with `gatewayd token` (or `gwctl login` once available) and use it as the password"))).await?;
+            return Ok(None);
+        }
+    };
+    let loaded = gw.policy();
+    let decision = loaded
+        .policy
+        .decide_session(&token.principal, &database, now);
+    let rule = decision.decision.rule.to_string();
+    let refuse = |reason: String| Refusal {
+        principal: token.principal.subject.clone(),
+        resource: database.clone(),
+        rule: rule.clone(),
+        reason,
+    };
+    let resource = loaded.policy.resource(&database).cloned();
+    match (decision.decision.verdict, decision.terms.clone(), resource) {
+        (gw_policy::Verdict::Allow | gw_policy::Verdict::Log, Some(terms), Some(resource))
+            if resource.kind == gw_policy::Kind::Postgres =>
+        {
+            Ok(Some(Login {
+                principal: token.principal.clone(),
+                resource,
+                terms,
+                rule: decision.decision.rule.to_string(),
+                loaded,
+            }))
+        }
+        (gw_policy::Verdict::Allow | gw_policy::Verdict::Log, _, Some(resource)) => {
+            refuse(format!(
+                "\"{}\" is a {} resource, not postgres",
+                resource.name,
+                resource.kind.name()
+            ))
+            .send(s, gw, client)
+            .await?;
+            Ok(None)
+        }
+        (gw_policy::Verdict::Review, ..) => {
+            let who = decision
+                .decision
+                .approval
+                .as_ref()
+                .map_or(String::new(), |a| a.approvers.clone());
+            refuse(format!(
+                "{}; this access needs approval by \"{who}\", and approvals are not available yet",
+                decision.decision.reason
+            ))
+            .send(s, gw, client)
+            .await?;
+            Ok(None)
+        }
+        _ => {
+            refuse(decision.decision.reason.clone())
+                .send(s, gw, client)
+                .await?;
+            Ok(None)
+        }
+    }
+}
+
+/// A refused session: audited, then told to the client as a FATAL error.
+struct Refusal {
+    principal: String,
+    resource: String,
+    rule: String,
+    reason: String,
+}
+
+impl Refusal {
+    async fn send<S: Io>(self, s: &mut S, gw: &Gateway, client: &str) -> std::io::Result<()> {
+        gw.audit.record(&AuditEvent::SessionDenied {
+            principal: &self.principal,
+            resource: &self.resource,
+            protocol: "postgres",
+            client,
+            rule: &self.rule,
+            reason: &self.reason,
+        });
+        let msg = format!("access denied by gateway policy: {}", self.reason);
+        s.write_all(&codec::error_response("FATAL", "42501", &msg, None, None))
+            .await
+    }
+}
+
+/// Connects and logs in upstream; returns the stream and what the server said.
+async fn connect_upstream(
+    gw: &Gateway,
+    login: &Login,
+) -> anyhow::Result<(Box<dyn Io>, gw_proto_postgres::login::Ready, String)> {
+    let r = &login.resource;
+    let over = gw
+        .overrides
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&r.name)
+        .cloned();
+    let (address, user, password) = match over {
+        Some(o) => (o.address, o.user, o.password),
+        None => {
+            let cred = r
+                .credential
+                .as_ref()
+                .ok_or_else(|| anyhow!("resource \"{}\" has no credential", r.name))?;
+            let user = cred
+                .user
+                .clone()
+                .ok_or_else(|| anyhow!("resource \"{}\" has no credential user", r.name))?;
+            let password = match &cred.password {
+                Some(s) => crate::secrets::resolve(s)?,
+                None => String::new(),
+            };
+            (r.address.clone(), user, password)
+        }
+    };
+    let tcp = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(&address))
+        .await
+        .map_err(|_| anyhow!("connecting to {address} timed out"))?
+        .with_context(|| format!("connecting to {address}"))?;
+    let _ = tcp.set_nodelay(true);
+    let mut up: Box<dyn Io> = crate::upstream_tls::wrap(tcp, r).await?;
+    let database = r.database.clone().unwrap_or_else(|| r.name.clone());
+    let app = format!("gatewayd ({})", login.principal.subject);
+    let (mut lg, startup) =
+        UpstreamLogin::new(&user, &database, &password, &[("application_name", &app)]);
+    up.write_all(&startup).await?;
+    let mut buf = BytesMut::with_capacity(4096);
+    let ready = loop {
+        let msg = loop {
+            if let Some(m) = codec::decode_backend(&mut buf, 1 << 20)? {
+                break m;
+            }
+            if up.read_buf(&mut buf).await? == 0 {
+                return Err(anyhow!("the server closed the connection during login"));
+            }
+        };
+        match lg
+            .on_message(msg)
+            .map_err(|e| anyhow!("upstream login failed: {e}"))?
+        {
+            LoginStep::Send(b) => up.write_all(&b).await?,
+            LoginStep::Wait => {}
+            LoginStep::Done(ready) => break ready,
+        }
+    };
+    if !buf.is_empty() {
+        return Err(anyhow!(
+            "the server sent data after ReadyForQuery during login"
+        ));
+    }
+    Ok((up, ready, address))
+}
+
+async fn session<S: Io>(
+    mut client_io: S,
+    client_buf: BytesMut,
+    login: Login,
+    gw: &Gateway,
+    client: &str,
+) -> anyhow::Result<()> {
+    let session_id = crate::recorder::session_id();
+    let (upstream_io, ready, address) = match connect_upstream(gw, &login).await {
+        Ok(x) => x,
+        Err(e) => {
+            tracing::warn!(session = %session_id, resource = %login.resource.name, error = %format!("{e:#}"), "upstream unavailable");
+            let msg = format!(
+                "the gateway cannot reach \"{}\" right now",
+                login.resource.name
+            );
+            client_io
+                .write_all(&codec::error_response("FATAL", "08006", &msg, None, None))
+                .await?;
+            return Ok(());
+        }
+    };
+    let recorder = match start_recorder(gw, &login, &session_id, client) {
+        Ok(r) => Some(r),
+        Err(e) if login.terms.recording.on_failure == gw_policy::OnFailure::BestEffort => {
+            tracing::error!(session = %session_id, error = %format!("{e:#}"), "recording unavailable; continuing unrecorded (best-effort)");
+            None
+        }
+        Err(e) => {
+            tracing::error!(session = %session_id, error = %format!("{e:#}"), "recording unavailable; refusing the session");
+            client_io
+                .write_all(&codec::error_response(
+                    "FATAL",
+                    "58030",
+                    "the gateway cannot record this session, so it cannot open it",
+                    None,
+                    None,
+                ))
+                .await?;
+            return Ok(());
+        }
+    };
+    gw.audit.record(&AuditEvent::SessionOpened {
+        session: &session_id,
+        principal: &login.principal.subject,
+        resource: &login.resource.name,
+        protocol: "postgres",
+        client,
+        rule: &login.rule,
+    });
+    // The client gets the server's parameters and the gateway's own key.
+    let mut hello = BytesMut::new();
+    hello.extend_from_slice(&codec::authentication_ok());
+    for (name, value) in &ready.parameters {
+        hello.extend_from_slice(&codec::parameter_status(
+            &name.to_string_lossy(),
+            value.as_bytes(),
+        ));
+    }
+    let (pid, secret) = new_cancel_key();
+    if let Some((upid, ukey)) = &ready.backend_key {
+        let target = CancelTarget {
+            address: address.clone(),
+            process_id: *upid,
+            secret_key: ukey.to_vec(),
+        };
+        gw.cancel_keys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((pid, secret.to_vec()), target);
+    }
+    hello.extend_from_slice(&codec::backend_key_data(pid, &secret));
+    hello.extend_from_slice(&codec::ready_for_query(ready.status));
+    client_io.write_all(&hello).await?;
+
+    let mut s = Session::new(gw, &login, session_id.clone(), recorder);
+    let end = s.relay(client_io, client_buf, upstream_io).await;
+    gw.cancel_keys
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&(pid, secret.to_vec()));
+    let reason = match &end {
+        Ok(r) => r.clone(),
+        Err(e) => format!("{e:#}"),
+    };
+    gw.audit.record(&AuditEvent::SessionClosed {
+        session: &session_id,
+        principal: &login.principal.subject,
+        resource: &login.resource.name,
+        reason: &reason,
+    });
+    if let Some(rec) = s.recorder.take() {
+        rec.send(RecEvent::Marker {
+            t: rec.elapsed(),
+            label: format!("session:end reason={}", quote(&reason)),
+        })
+        .await;
+        rec.finish().await;
+    }
+    end.map(|_| ())
+}
+
+fn start_recorder(
+    gw: &Gateway,
+    login: &Login,
+    session_id: &str,
+    client: &str,
+) -> anyhow::Result<Recorder> {
+    let meta = gw_recording::SessionMeta {
+        session_id: session_id.to_owned(),
+        principal: login.principal.subject.clone(),
+        resource: login.resource.name.clone(),
+        protocol: "postgres".into(),
+        policy_revision: login.loaded.revision.clone(),
+        client_addr: client.to_owned(),
+        gateway_id: gw.config.gateway_id.clone(),
+        key_id: String::new(),
+        start_us: crate::audit::now_us(),
+    };
+    let mut header = gw_recording::Header::new(120, 40, meta);
+    header.command = Some(format!("psql {}", login.resource.name));
+    Recorder::start(&gw.config.recordings, &header, &gw.recording_key)
+}
+
+/// The statement being recorded: from its decision to its completion.
+struct Open {
+    text: String,
+    decision: gw_recording::Decision,
+    rule: Option<String>,
+    started: Duration,
+    columns: Vec<String>,
+    rows: Vec<Vec<String>>,
+    row_count: u64,
+    outcome: Option<String>,
+}
+
+struct Session<'a> {
+    gw: &'a Gateway,
+    login: &'a Login,
+    id: String,
+    recorder: Option<Recorder>,
+    masker: gw_mask::Masker,
+    open: Vec<Open>,
+    render_rows: usize,
+}
+
+impl<'a> Session<'a> {
+    fn new(
+        gw: &'a Gateway,
+        login: &'a Login,
+        id: String,
+        recorder: Option<Recorder>,
+    ) -> Session<'a> {
+        let masker =
+            gw_mask::Masker::for_session(&login.loaded.policy, &login.resource, &login.principal);
+        let render_rows = (login.terms.recording.result_rows as usize).min(RENDER_ROWS_CAP);
+        Session {
+            gw,
+            login,
+            id,
+            recorder,
+            masker,
+            open: Vec::new(),
+            render_rows,
+        }
+    }
+
+    /// Relays until either side ends the session. `Ok(reason)` is a clean end.
+    async fn relay<C: Io>(
+        &mut self,
+        mut client: C,
+        mut cbuf: BytesMut,
+        mut upstream: Box<dyn Io>,
+    ) -> anyhow::Result<String> {
+        let mut relay = Relay::new(RelayConfig {
+            session_tag: self.id.clone(),
+            ..RelayConfig::default()
+        });
+        let mut ubuf = BytesMut::with_capacity(64 << 10);
+        let mut to_up = BytesMut::with_capacity(16 << 10);
+        let mut to_client = BytesMut::with_capacity(64 << 10);
+        let deadline = tokio::time::Instant::now() + self.login.terms.max_session;
+        let sleep = tokio::time::sleep_until(deadline);
+        tokio::pin!(sleep);
+        loop {
+            // Process whatever is buffered before waiting for more.
+            if let Some(end) = self.drain_client(&mut relay, &mut cbuf, &mut to_up).await? {
+                upstream.write_all(&to_up).await?;
+                return Ok(end);
+            }
+            if !to_up.is_empty() {
+                upstream.write_all(&to_up).await?;
+                to_up.clear();
+            }
+            self.drain_upstream(&mut relay, &mut ubuf, &mut to_client)
+                .await?;
+            if !to_client.is_empty() {
+                client.write_all(&to_client).await?;
+                to_client.clear();
+            }
+            tokio::select! {
+                n = client.read_buf(&mut cbuf) => {
+                    if n? == 0 {
+                        let _ = upstream.write_all(&codec::terminate()).await;
+                        return Ok("client disconnected".into());
+                    }
+                }
+                n = upstream.read_buf(&mut ubuf) => {
+                    if n? == 0 {
+                        let msg = codec::error_response("FATAL", "57P01", "the database closed the connection", None, None);
+                        let _ = client.write_all(&msg).await;
+                        return Ok("server closed the connection".into());
+                    }
+                }
+                () = &mut sleep => {
+                    let limit = gw_policy::human_duration(self.login.terms.max_session);
+                    let msg = format!("session ended by the gateway: the grant allows sessions of at most {limit}; reconnect to continue");
+                    let _ = client.write_all(&gw_proto_postgres::relay::session_end_error(&msg)).await;
+                    let _ = upstream.write_all(&codec::terminate()).await;
+                    return Ok(format!("maximum session length ({limit}) reached"));
+                }
+            }
+        }
+    }
+
+    /// Handles every complete client message in `buf`. `Some(reason)` when
+    /// the client said goodbye.
+    async fn drain_client(
+        &mut self,
+        relay: &mut Relay,
+        buf: &mut BytesMut,
+        out: &mut BytesMut,
+    ) -> anyhow::Result<Option<String>> {
+        while let Some(msg) = relay.decode_frontend(buf).map_err(|v| self.violation(v))? {
+            let terminate = matches!(msg.msg, FrontendMessage::Terminate);
+            match relay.on_frontend(msg).map_err(|v| self.violation(v))? {
+                FrontendStep::Forward(b) => out.extend_from_slice(&b),
+                FrontendStep::Decide(pending) => {
+                    let verdict = self.decide(pending.command()).await;
+                    out.extend_from_slice(
+                        &relay
+                            .resolve(pending, verdict)
+                            .map_err(|v| self.violation(v))?,
+                    );
+                }
+            }
+            if terminate {
+                return Ok(Some("client terminated the session".into()));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Classifies and decides one command, records the decision.
+    async fn decide(&mut self, command: &CommandText) -> Verdict {
+        let loaded = self.gw.policy();
+        let (text, cmd) = match command {
+            CommandText::Query(q) => (
+                q.clone(),
+                gw_policy::Command::sql(gw_policy::Kind::Postgres, q),
+            ),
+            CommandText::Parse { query, .. } => (
+                query.clone(),
+                gw_policy::Command::sql(gw_policy::Kind::Postgres, query),
+            ),
+            CommandText::FunctionCall { oid } => {
+                // Fast-path calls (large objects, mostly) name a function by
+                // OID only: judged as SQL the gateway cannot classify.
+                let text = format!("-- fast-path function call, oid {oid}");
+                let c = gw_sql::Classification {
+                    statements: Vec::new(),
+                    unparsed: Some(gw_sql::Unparsed {
+                        reason: format!("fast-path function call (oid {oid})"),
+                        guessed: vec![gw_sql::Kind::Call],
+                    }),
+                };
+                (text, gw_policy::Command::Sql(c))
+            }
+        };
+        let mut d =
+            loaded
+                .policy
+                .decide_command(&self.login.principal, &self.login.resource.name, &cmd);
+        if d.verdict == gw_policy::Verdict::Review {
+            let who = d
+                .approval
+                .as_ref()
+                .map_or(String::new(), |a| a.approvers.clone());
+            d.reason = format!(
+                "{} (needs approval by \"{who}\"; approvals are not available yet, so it is refused)",
+                d.reason
+            );
+        }
+        if self.recorder.as_ref().is_some_and(|r| r.failed())
+            && self.login.terms.recording.on_failure != gw_policy::OnFailure::BestEffort
+        {
+            d.verdict = gw_policy::Verdict::Deny;
+            d.reason =
+                "the session's recording has failed, so the gateway refuses further commands"
+                    .into();
+        }
+        self.gw.audit.record(&AuditEvent::Command {
+            session: &self.id,
+            principal: &self.login.principal.subject,
+            resource: &self.login.resource.name,
+            verdict: d.verdict.name(),
+            rule: &d.rule.to_string(),
+            reason: &d.reason,
+            command: &text,
+        });
+        let allowed = matches!(
+            d.verdict,
+            gw_policy::Verdict::Allow | gw_policy::Verdict::Log
+        );
+        let started = self
+            .recorder
+            .as_ref()
+            .map_or(Duration::ZERO, Recorder::elapsed);
+        let rule = match &d.rule {
+            gw_policy::Rule::Default(_) => None,
+            r => Some(r.name().to_owned()),
+        };
+        self.open.push(Open {
+            text,
+            decision: if allowed {
+                gw_recording::Decision::Allow
+            } else {
+                gw_recording::Decision::Deny
+            },
+            rule,
+            started,
+            columns: Vec::new(),
+            rows: Vec::new(),
+            row_count: 0,
+            outcome: (!allowed)
+                .then(|| format!("ERROR:  permission denied by gateway policy: {}", d.reason)),
+        });
+        if allowed {
+            Verdict::Allow
+        } else {
+            Verdict::Deny {
+                reason: format!("{}: {}", d.rule, d.reason),
+            }
+        }
+    }
+
+    async fn drain_upstream(
+        &mut self,
+        relay: &mut Relay,
+        buf: &mut BytesMut,
+        out: &mut BytesMut,
+    ) -> anyhow::Result<()> {
+        while let Some(msg) = relay.decode_backend(buf).map_err(|v| self.violation(v))? {
+            self.observe(&msg.msg).await;
+            match relay.on_backend(msg).map_err(|v| self.violation(v))? {
+                BackendStep::Forward(b) | BackendStep::Rewritten(b) => out.extend_from_slice(&b),
+                BackendStep::Row(step) => {
+                    let masked = self.mask_row(&step)?;
+                    self.keep_row(&masked, &step);
+                    match masked {
+                        Some(values) => out
+                            .extend_from_slice(&step.replace(values.iter().map(|v| v.as_deref()))),
+                        None => out.extend_from_slice(&step.unchanged()),
+                    }
+                }
+                BackendStep::CopyOut(step) => {
+                    let masked = self.mask_copy(&step.data)?;
+                    if let Some(open) = self.open.first_mut() {
+                        open.row_count += 1;
+                        if open.rows.len() < self.render_rows {
+                            let line =
+                                String::from_utf8_lossy(masked.as_deref().unwrap_or(&step.data))
+                                    .trim_end()
+                                    .to_owned();
+                            open.rows.push(vec![line]);
+                        }
+                    }
+                    match masked {
+                        Some(data) => out.extend_from_slice(&step.replace(&data)),
+                        None => out.extend_from_slice(&step.unchanged()),
+                    }
+                }
+                BackendStep::UpstreamKey { .. } => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Masks a DataRow. `None`: nothing to change. Values of binary-format
+    /// text-like columns cannot be scanned; when a mask blocks binary they
+    /// are withheld (sent as NULL).
+    fn mask_row(
+        &self,
+        step: &gw_proto_postgres::relay::RowStep,
+    ) -> anyhow::Result<Option<Vec<Option<Vec<u8>>>>> {
+        if self.masker.is_noop() {
+            return Ok(None);
+        }
+        let columns = step.columns.as_deref();
+        let mut changed = false;
+        let mut values = Vec::with_capacity(step.row.values.len());
+        for (i, v) in step.row.iter().enumerate() {
+            let col = columns.and_then(|c| c.get(i));
+            let Some(v) = v else {
+                values.push(None);
+                continue;
+            };
+            let name = col.map(|c| c.name.to_string_lossy()).unwrap_or_default();
+            if col.is_some_and(|c| c.format == codec::Format::Binary) {
+                if self.masker.blocks_binary() && col.is_some_and(is_textual) {
+                    changed = true;
+                    values.push(None);
+                } else {
+                    values.push(Some(v.to_vec()));
+                }
+                continue;
+            }
+            let column = (!name.is_empty()).then(|| gw_mask::ColumnRef::new(None, &name));
+            let masked = self
+                .masker
+                .mask_value(column, v)
+                .map_err(|e| anyhow!("masking failed, ending the session: {e}"))?;
+            if let std::borrow::Cow::Owned(m) = masked {
+                changed = true;
+                values.push(Some(m));
+            } else {
+                values.push(Some(v.to_vec()));
+            }
+        }
+        Ok(changed.then_some(values))
+    }
+
+    fn mask_copy(&self, data: &[u8]) -> anyhow::Result<Option<Vec<u8>>> {
+        if self.masker.is_noop() {
+            return Ok(None);
+        }
+        // COPY text format sends one row per CopyData: each is masked whole.
+        match self
+            .masker
+            .mask_value(None, data)
+            .map_err(|e| anyhow!("masking failed, ending the session: {e}"))?
+        {
+            std::borrow::Cow::Owned(m) => Ok(Some(m)),
+            std::borrow::Cow::Borrowed(_) => Ok(None),
+        }
+    }
+
+    fn keep_row(
+        &mut self,
+        masked: &Option<Vec<Option<Vec<u8>>>>,
+        step: &gw_proto_postgres::relay::RowStep,
+    ) {
+        let Some(open) = self.open.first_mut() else {
+            return;
+        };
+        open.row_count += 1;
+        if open.rows.len() >= self.render_rows {
+            return;
+        }
+        let cell = |v: Option<&[u8]>| {
+            v.map_or_else(String::new, |b| String::from_utf8_lossy(b).into_owned())
+        };
+        let row = match masked {
+            Some(values) => values.iter().map(|v| cell(v.as_deref())).collect(),
+            None => step.row.iter().map(cell).collect(),
+        };
+        open.rows.push(row);
+    }
+
+    /// Watches server messages to complete statement recordings.
+    async fn observe(&mut self, msg: &BackendMessage) {
+        match msg {
+            BackendMessage::RowDescription(cols) => {
+                if let Some(open) = self.open.first_mut() {
+                    open.columns = cols
+                        .iter()
+                        .map(|c: &Column| c.name.to_string_lossy())
+                        .collect();
+                }
+            }
+            BackendMessage::CommandComplete(tag) => {
+                if let Some(open) = self.open.first_mut() {
+                    open.outcome = Some(tag.to_string_lossy());
+                }
+            }
+            BackendMessage::ErrorResponse(fields) => {
+                if let Some(open) = self.open.first_mut()
+                    && open.outcome.is_none()
+                {
+                    let m = fields
+                        .get(b'M')
+                        .map(|v| v.to_string_lossy())
+                        .unwrap_or_default();
+                    open.outcome = Some(format!("ERROR:  {m}"));
+                }
+            }
+            BackendMessage::ReadyForQuery(status) => {
+                let opens = std::mem::take(&mut self.open);
+                for open in opens {
+                    self.record(open).await;
+                }
+                let _ = status == &TransactionStatus::Idle;
+            }
+            _ => {}
+        }
+    }
+
+    async fn record(&self, open: Open) {
+        let Some(rec) = &self.recorder else { return };
+        let now = rec.elapsed();
+        let mut rendering = String::new();
+        if !open.columns.is_empty() && open.decision == gw_recording::Decision::Allow {
+            let cols: Vec<&str> = open.columns.iter().map(String::as_str).collect();
+            rendering = gw_recording::render_table(&cols, &open.rows, self.render_rows, 60);
+            if open.row_count as usize > open.rows.len() {
+                rendering.push_str(&format!(
+                    "({} rows in all; {} recorded)\n",
+                    open.row_count,
+                    open.rows.len()
+                ));
+            }
+        } else if let Some(o) = &open.outcome {
+            rendering = o.clone();
+        }
+        if open.columns.is_empty()
+            && let Some(o) = &open.outcome
+            && !rendering.contains(o.as_str())
+        {
+            rendering.push_str(o);
+        }
+        let report = self.masker.take_report();
+        if !report.is_empty() {
+            let what: Vec<String> = report
+                .counts
+                .iter()
+                .map(|(label, n)| format!("{label}={n}"))
+                .collect();
+            rec.send(RecEvent::Marker {
+                t: now,
+                label: format!("mask:applied {}", what.join(" ")),
+            })
+            .await;
+        }
+        rec.send(RecEvent::Statement {
+            t: open.started,
+            text: open.text,
+            decision: open.decision,
+            rule: open.rule,
+            rendering,
+            rows: (open.row_count > 0 || !open.columns.is_empty()).then_some(open.row_count),
+            duration: now.saturating_sub(open.started),
+        })
+        .await;
+    }
+
+    fn violation(&self, v: gw_proto_postgres::ProtocolViolation) -> anyhow::Error {
+        let side = format!("{:?}", v.side).to_lowercase();
+        self.gw.audit.record(&AuditEvent::ProtocolViolation {
+            session: &self.id,
+            side: &side,
+            reason: &v.to_string(),
+        });
+        anyhow!("protocol violation: {v}")
+    }
+}
+
+/// Types whose text could hold personal data: text, varchar, bpchar, name,
+/// json, jsonb, xml, unknown, and anything we do not recognise.
+fn is_textual(c: &Column) -> bool {
+    !matches!(
+        c.type_oid,
+        16 | 20 | 21 | 23 | 26 | 700 | 701 | 1082 | 1083 | 1114 | 1184 | 1186 | 1700 | 2950
+    )
+}
+
+async fn forward_cancel(gw: &Gateway, pid: i32, key: &Bytes) -> anyhow::Result<()> {
+    let target = gw
+        .cancel_keys
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&(pid, key.to_vec()))
+        .cloned();
+    // An unknown key is ignored silently, as PostgreSQL does.
+    let Some(t) = target else { return Ok(()) };
+    let mut up = TcpStream::connect(&t.address).await?;
+    up.write_all(&codec::cancel_request(t.process_id, &t.secret_key))
+        .await?;
+    let mut sink = [0u8; 1];
+    let _ = tokio::time::timeout(Duration::from_secs(5), up.read(&mut sink)).await;
+    Ok(())
+}
+
+fn new_cancel_key() -> (i32, [u8; 4]) {
+    let mut b = [0u8; 8];
+    let _ = getrandom::fill(&mut b);
+    let pid = i32::from_be_bytes([b[0] & 0x7f, b[1], b[2], b[3]]);
+    (pid, [b[4], b[5], b[6], b[7]])
+}
+
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn quote(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_default()
+}

@@ -1,0 +1,153 @@
+//! What every session shares: the policy in force, keys, the audit log, and
+//! the map from the cancel keys the gateway hands out to upstream ones.
+
+use crate::audit::AuditLog;
+use crate::config::Config;
+use gw_policy::{Policy, Source};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+
+/// The policy in force, and why it is what it is.
+pub(crate) struct Loaded {
+    pub(crate) policy: Policy,
+    pub(crate) files: usize,
+    /// Set when the policy on disk was rejected and everything is denied.
+    pub(crate) rejected: Option<String>,
+    pub(crate) tests_passed: usize,
+    /// The revision in force (see `content_revision`).
+    pub(crate) revision: String,
+}
+
+/// Loads the policy at `paths`, failing closed.
+pub(crate) fn load_policy(paths: &[PathBuf]) -> Loaded {
+    let sources: Vec<Source> = match gw_policy::source::read_paths(paths) {
+        Ok(s) if !s.is_empty() => s,
+        Ok(_) => return rejected(0, "no .kdl files found".into(), String::new()),
+        Err(e) => return rejected(0, e.to_string(), String::new()),
+    };
+    let revision = content_revision(&sources);
+    match gw_policy::load(&sources) {
+        Err(diags) => {
+            tracing::error!(report = %gw_policy::diagnostic::render_human(&sources, &diags), "policy rejected");
+            rejected(
+                sources.len(),
+                format!("{} error(s) in the policy", diags.len()),
+                revision,
+            )
+        }
+        Ok(policy) => {
+            let outcomes = gw_policy::run_tests(&policy);
+            let failed: Vec<_> = outcomes
+                .iter()
+                .filter(|o| !o.passed)
+                .map(|o| o.case.name.clone())
+                .collect();
+            if !failed.is_empty() {
+                tracing::error!(tests = ?failed, "policy tests failed");
+                return rejected(
+                    sources.len(),
+                    format!("{} policy test(s) failed", failed.len()),
+                    revision,
+                );
+            }
+            let tests_passed = outcomes.len();
+            Loaded {
+                policy,
+                files: sources.len(),
+                rejected: None,
+                tests_passed,
+                revision,
+            }
+        }
+    }
+}
+
+/// Fail closed: a policy that does not validate is never applied.
+fn rejected(files: usize, why: String, revision: String) -> Loaded {
+    Loaded {
+        policy: Policy::deny_all(why.clone()),
+        files,
+        rejected: Some(why),
+        tests_passed: 0,
+        revision,
+    }
+}
+
+/// A content hash of the policy files, standing in for the Git revision
+/// until the policy comes from Git (issue #7).
+fn content_revision(sources: &[Source]) -> String {
+    let mut h = blake3::Hasher::new();
+    for s in sources {
+        h.update(s.path.as_bytes())
+            .update(&[0])
+            .update(s.text.as_bytes())
+            .update(&[0]);
+    }
+    format!("content-{}", &h.finalize().to_hex()[..12])
+}
+
+/// An upstream's address and credential, replacing the policy's for one
+/// resource: how the demo database is wired in without touching the policy.
+#[derive(Clone)]
+pub(crate) struct Override {
+    pub(crate) address: String,
+    pub(crate) user: String,
+    pub(crate) password: String,
+}
+
+pub(crate) struct Gateway {
+    pub(crate) config: Config,
+    pub(crate) policy: RwLock<Arc<Loaded>>,
+    pub(crate) audit: AuditLog,
+    pub(crate) token_keys: gw_keys::TrustedKeys,
+    pub(crate) recording_key: gw_keys::SigningKey,
+    pub(crate) overrides: Mutex<HashMap<String, Override>>,
+    /// Gateway-issued cancel key → (upstream address, upstream pid, key).
+    pub(crate) cancel_keys: Mutex<HashMap<(i32, Vec<u8>), CancelTarget>>,
+}
+
+#[derive(Clone)]
+pub(crate) struct CancelTarget {
+    pub(crate) address: String,
+    pub(crate) process_id: i32,
+    pub(crate) secret_key: Vec<u8>,
+}
+
+impl Gateway {
+    pub(crate) fn policy(&self) -> Arc<Loaded> {
+        Arc::clone(&self.policy.read().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// Loads or creates the gateway's keys under the state directory.
+pub(crate) fn keys(
+    state: &std::path::Path,
+) -> anyhow::Result<(
+    gw_keys::SigningKey,
+    gw_keys::TrustedKeys,
+    gw_keys::SigningKey,
+)> {
+    let dir = state.join("keys");
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
+    let token_key = gw_keys::SigningKey::load_or_generate(&state.join("keys/token.key"))?;
+    let recording_key = gw_keys::SigningKey::load_or_generate(&state.join("keys/recording.key"))?;
+    let mut trusted = gw_keys::TrustedKeys::new();
+    trusted.insert(token_key.public_key());
+    // Rotation: public keys of earlier token keys stay trusted until their
+    // tokens expire; drop them into keys/token-trusted/.
+    if let Ok(dir) = std::fs::read_dir(state.join("keys/token-trusted")) {
+        for entry in dir.flatten() {
+            match gw_keys::PublicKey::load(&entry.path()) {
+                Ok(k) => trusted.insert(k),
+                Err(e) => tracing::warn!(error = %e, "ignoring an unreadable trusted token key"),
+            }
+        }
+    }
+    let _ = std::fs::write(
+        state.join("keys/recording.pub.pem"),
+        recording_key.public_key().to_pem(),
+    );
+    Ok((token_key, trusted, recording_key))
+}
