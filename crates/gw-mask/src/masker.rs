@@ -266,6 +266,11 @@ impl Masker {
                 limit: self.value_limit,
             });
         }
+        // An empty value has nothing to hide, and a marker would only add
+        // noise (and reveal as much: that it was empty).
+        if value.is_empty() {
+            return Ok(Cow::Borrowed(value));
+        }
         if let Some(rule) = column.and_then(|c| self.column_rule(c)) {
             let mut out = Vec::new();
             self.render(rule, value, &mut out);
