@@ -293,7 +293,7 @@ pub(crate) fn luhn(digits: &[u8]) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// Issuer prefixes and lengths. Ten percent of random digit strings pass
