@@ -9,8 +9,10 @@
 
 use crate::MaskError;
 use crate::detect::{self, Check, Extent};
+pub(crate) use regex_automata::hybrid::dfa::Cache as PrefixCache;
+use regex_automata::hybrid::dfa::DFA;
 use regex_automata::meta::{self, Regex};
-use regex_automata::nfa::thompson::WhichCaptures;
+use regex_automata::nfa::thompson::{self, WhichCaptures};
 use regex_automata::util::syntax;
 use regex_automata::{Anchored, Input, PatternID};
 use regex_syntax::hir::{Capture, Hir, HirKind, Repetition};
@@ -53,6 +55,9 @@ pub(crate) enum Source<'a> {
 
 pub(crate) struct Engine {
     re: Regex,
+    /// The same patterns as an anchored lazy DFA, walked byte by byte to
+    /// tell whether a position could still start a match (for flushes).
+    prefix: DFA,
     key_end: Regex,
     infos: Vec<PatternInfo>,
     /// The longest possible match plus validator look-ahead: a candidate
@@ -67,6 +72,19 @@ pub(crate) struct Hit {
     pub(crate) start: usize,
     pub(crate) end: usize,
     pub(crate) rule: usize,
+}
+
+/// How much of the buffer the scanner may decide.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Until {
+    /// More text follows: candidates within a window of the end wait.
+    More,
+    /// More text may follow, but the caller wants output now: candidates
+    /// before this absolute offset are decided as they stand (no match can
+    /// start later than it and still reach back), open regions stay open.
+    Flush(usize),
+    /// The buffer ends the text.
+    End,
 }
 
 /// Where the scanner is, carried between chunks.
@@ -126,9 +144,17 @@ impl Engine {
             .build_many_from_hir(&hirs)
             .map_err(|e| e.to_string())?;
         let key_end = Regex::new(detect::KEY_END).map_err(|e| e.to_string())?;
+        let nfa = thompson::Compiler::new()
+            .configure(thompson::Config::new().which_captures(WhichCaptures::None))
+            .build_many_from_hir(&hirs)
+            .map_err(|e| e.to_string())?;
+        let prefix = DFA::builder()
+            .build_from_nfa(nfa)
+            .map_err(|e| e.to_string())?;
         let infos = sources.iter().map(|(_, i)| *i).collect();
         Ok(Engine {
             re,
+            prefix,
             key_end,
             infos,
             window: longest + LOOKAHEAD,
@@ -153,14 +179,20 @@ impl Engine {
         hay: &[u8],
         base: usize,
         st: &mut ScanState,
-        at_end: bool,
+        until: Until,
         sink: &mut impl FnMut(Hit),
     ) -> Result<usize, MaskError> {
         let len = hay.len();
+        let at_end = matches!(until, Until::End);
+        let certain = match until {
+            Until::End => len,
+            Until::More => len.saturating_sub(self.window),
+            Until::Flush(v) => v.saturating_sub(base).min(len),
+        };
         loop {
             let pos = st.pos - base;
             match st.mode {
-                Mode::Normal => match self.next(hay, pos, at_end) {
+                Mode::Normal => match self.next(hay, pos, certain, at_end) {
                     Next::Plain(upto) => {
                         st.pos = base + upto;
                         return Ok(st.pos);
@@ -243,15 +275,11 @@ impl Engine {
 
     /// Finds the next validated candidate at or after `from`, or says how
     /// far the buffer is certainly plain.
-    fn next(&self, hay: &[u8], from: usize, at_end: bool) -> Next {
+    ///
+    /// Without the whole text, only candidates starting before `certain`
+    /// are decided: later ones could still grow or change with more bytes.
+    fn next(&self, hay: &[u8], from: usize, certain: usize, at_end: bool) -> Next {
         let len = hay.len();
-        // Without the whole text, only candidates starting this early are
-        // certain: later ones could still grow or change with more bytes.
-        let certain = if at_end {
-            len
-        } else {
-            len.saturating_sub(self.window)
-        };
         let mut at = from;
         while at < len {
             let Some(m) = self.re.find(Input::new(hay).span(at..len)) else {
@@ -281,6 +309,47 @@ impl Engine {
             at = s + 1;
         }
         Next::Plain(if at_end { len } else { from.max(certain) })
+    }
+
+    pub(crate) fn prefix_cache(&self) -> PrefixCache {
+        self.prefix.create_cache()
+    }
+
+    /// The first absolute offset at or after `from` where a match could
+    /// still start, given `hay` and whatever bytes come next: an anchored
+    /// walk from there is alive at the end of `hay`. A walk that dies after
+    /// a complete match does not count; the scanner finds that match.
+    pub(crate) fn viable_from(
+        &self,
+        cache: &mut PrefixCache,
+        hay: &[u8],
+        base: usize,
+        from: usize,
+    ) -> usize {
+        let start = from
+            .saturating_sub(base)
+            .max(hay.len().saturating_sub(self.window));
+        (start..hay.len())
+            .find(|&p| self.alive_at_end(cache, hay, p))
+            .map_or(base + hay.len(), |p| base + p)
+    }
+
+    fn alive_at_end(&self, cache: &mut PrefixCache, hay: &[u8], p: usize) -> bool {
+        let input = Input::new(hay).span(p..hay.len()).anchored(Anchored::Yes);
+        // When the lazy DFA cannot answer (cache thrash, a Unicode word
+        // boundary on non-ASCII input) assume the worst: hold the bytes.
+        let Ok(mut sid) = self.prefix.start_state_forward(cache, &input) else {
+            return true;
+        };
+        for &b in &hay[p..] {
+            match self.prefix.next_state(cache, sid, b) {
+                Ok(next) if next.is_dead() => return false,
+                Ok(next) if next.is_quit() => return true,
+                Ok(next) => sid = next,
+                Err(_) => return true,
+            }
+        }
+        !sid.is_dead()
     }
 
     fn accept(&self, hay: &[u8], s: usize, e: usize, pid: PatternID) -> Option<Next> {

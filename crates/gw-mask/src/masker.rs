@@ -3,7 +3,7 @@
 
 use crate::MaskError;
 use crate::detect::{BUILTINS, Detector, Extent};
-use crate::engine::{Engine, Hit, PatternInfo, ScanState, Source};
+use crate::engine::{Engine, Hit, PatternInfo, ScanState, Source, Until};
 use crate::stream::StreamMasker;
 use gw_policy::glob::Glob;
 use gw_policy::model::{Mask, MaskStyle};
@@ -288,7 +288,9 @@ impl Masker {
             return Ok(Cow::Owned(out));
         }
         let mut hits = Vec::new();
-        engine.scan(value, 0, &mut ScanState::new(), true, &mut |h| hits.push(h))?;
+        engine.scan(value, 0, &mut ScanState::new(), Until::End, &mut |h| {
+            hits.push(h)
+        })?;
         if hits.is_empty() {
             return Ok(Cow::Borrowed(value));
         }

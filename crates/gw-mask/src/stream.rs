@@ -19,7 +19,7 @@
 //! each piece the caller records is valid on its own.
 
 use crate::MaskError;
-use crate::engine::{Hit, ScanState};
+use crate::engine::{Hit, PrefixCache, ScanState, Until};
 use crate::masker::Masker;
 use std::collections::VecDeque;
 
@@ -65,7 +65,16 @@ pub struct StreamMasker {
     /// Escape bytes since the last text byte (see `ESC_RUN_MAX`).
     esc_run: usize,
     hits: Vec<Hit>,
+    /// Lazy DFA cache for flushes, made on first use.
+    prefix_cache: Option<PrefixCache>,
     poisoned: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    More,
+    Flush,
+    End,
 }
 
 impl StreamMasker {
@@ -80,6 +89,7 @@ impl StreamMasker {
             partial: Vec::new(),
             esc_run: 0,
             hits: Vec::new(),
+            prefix_cache: None,
             poisoned: false,
         }
     }
@@ -91,7 +101,25 @@ impl StreamMasker {
             return Err(MaskError::Poisoned);
         }
         self.split_escapes(chunk);
-        self.advance(false, out)
+        self.advance(Phase::More, out)
+    }
+
+    /// Emits what is held back as far as no secret could still be cut in
+    /// half: text up to the first place where a match could start and
+    /// continue into bytes not yet seen. Call it when the stream goes idle
+    /// (an interactive shell waits at a prompt), so the user sees output
+    /// without waiting for a window's worth of more text.
+    ///
+    /// A candidate that is complete when flushed is decided as it stands,
+    /// so flushing can mask a little more than masking the whole text
+    /// would (a card number later followed by `.5` is a decimal, but it was
+    /// masked already). It never masks less. An open private key block or
+    /// token stays open.
+    pub fn flush(&mut self, out: &mut Vec<u8>) -> Result<(), MaskError> {
+        if self.poisoned {
+            return Err(MaskError::Poisoned);
+        }
+        self.advance(Phase::Flush, out)
     }
 
     /// Ends the stream: masks and emits everything held back. The masker
@@ -105,7 +133,7 @@ impl StreamMasker {
         for b in partial {
             self.push_text(b);
         }
-        self.advance(true, out)?;
+        self.advance(Phase::End, out)?;
         self.emit_escapes(usize::MAX, out);
         *self = StreamMasker::new(self.masker.clone());
         Ok(())
@@ -116,7 +144,7 @@ impl StreamMasker {
         self.base + self.text.len() - self.emitted + self.partial.len()
     }
 
-    fn advance(&mut self, at_end: bool, out: &mut Vec<u8>) -> Result<(), MaskError> {
+    fn advance(&mut self, phase: Phase, out: &mut Vec<u8>) -> Result<(), MaskError> {
         let engine = match self.masker.engine() {
             Ok(e) => e,
             Err(e) => return Err(self.poison(e)),
@@ -124,9 +152,20 @@ impl StreamMasker {
         let decided = match engine {
             None => self.base + self.text.len(),
             Some(engine) => {
+                let until = match phase {
+                    Phase::More => Until::More,
+                    Phase::End => Until::End,
+                    Phase::Flush => {
+                        let cache = self
+                            .prefix_cache
+                            .get_or_insert_with(|| engine.prefix_cache());
+                        let from = self.state.pos;
+                        Until::Flush(engine.viable_from(cache, &self.text, self.base, from))
+                    }
+                };
                 let hits = &mut self.hits;
                 let scanned =
-                    engine.scan(&self.text, self.base, &mut self.state, at_end, &mut |h| {
+                    engine.scan(&self.text, self.base, &mut self.state, until, &mut |h| {
                         hits.push(h)
                     });
                 match scanned {
@@ -144,7 +183,7 @@ impl StreamMasker {
             self.emitted = hit.end;
         }
         let mut upto = decided.max(self.emitted);
-        if !at_end {
+        if phase != Phase::End {
             let min = self.emitted - self.base;
             upto = self.base + char_boundary(&self.text, upto - self.base, min);
         }

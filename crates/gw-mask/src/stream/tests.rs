@@ -306,3 +306,93 @@ fn random_texts_through_the_fuzz_entry_point() {
     fuzz_mask(&[0x1b; 10_000]);
     fuzz_mask(&[b'4'; 10_000]);
 }
+
+/// Pushes each part and flushes after it, as an idle timer would.
+fn flushed(parts: &[&str]) -> Vec<String> {
+    let mut s = fuzz_masker().stream();
+    parts
+        .iter()
+        .map(|p| {
+            let mut out = Vec::new();
+            s.push(p.as_bytes(), &mut out).unwrap();
+            s.flush(&mut out).unwrap();
+            String::from_utf8(out).unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn flush_emits_a_waiting_prompt() {
+    assert_eq!(
+        flushed(&["total 0\r\nann@web-01:~$ "]),
+        ["total 0\r\nann@web-01:~$ "]
+    );
+    assert_eq!(
+        flushed(&["card 4111111111111111\r\n\x1b[32m$\x1b[0m "]),
+        ["card [REDACTED:credit-card#517f74e24b]\r\n\x1b[32m$\x1b[0m "]
+    );
+}
+
+#[test]
+fn flush_holds_what_could_still_become_a_secret() {
+    assert_eq!(
+        flushed(&["card 4111 1111", " 1111 1111\r\n$ "]),
+        ["card ", "[REDACTED:credit-card#517f74e24b]\r\n$ "]
+    );
+    assert_eq!(
+        flushed(&["mail bob@exam", "ple.com\r\n$ "]),
+        ["mail ", "[REDACTED:email]\r\n$ "]
+    );
+    assert_eq!(
+        flushed(&[
+            "-----BEGIN PRIVATE KEY-----\nMIIE",
+            "vQ\n-----END PRIVATE KEY-----\n$ "
+        ]),
+        ["", "[REDACTED:private-key]\n$ "]
+    );
+    assert_eq!(
+        flushed(&["tok ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ012345", "6789 ok\n$ "]),
+        ["tok ", "[REDACTED:api-token] ok\n$ "]
+    );
+}
+
+#[test]
+fn flushing_anywhere_never_reveals_a_secret() {
+    for seed in 1..=100u64 {
+        let mut s = fuzz_masker().stream();
+        let mut out = Vec::new();
+        let mut rng = seed;
+        let mut rest = SAMPLE.as_bytes();
+        while !rest.is_empty() {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let n = (rng as usize % 30).min(rest.len());
+            s.push(&rest[..n], &mut out).unwrap();
+            if rng % 3 == 0 {
+                s.flush(&mut out).unwrap();
+            }
+            rest = &rest[n..];
+        }
+        s.finish(&mut out).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        for secret in [
+            "4111",
+            "bob.smith",
+            "123-45-6789",
+            "7946",
+            "3704",
+            "AKIA",
+            "wJalr",
+            "eyJ",
+            "b3Blbn",
+            "ghp_",
+            "TKT-",
+        ] {
+            assert!(
+                !out.contains(secret),
+                "seed {seed}: {secret} leaked:\n{out}"
+            );
+        }
+    }
+}
