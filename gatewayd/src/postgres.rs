@@ -55,6 +55,16 @@ pub(crate) async fn serve(listener: TcpListener, gw: Arc<Gateway>, tls: tokio_ru
         let tls = tls.clone();
         tokio::spawn(async move {
             if let Err(e) = connection(stream, peer, &gw, tls).await {
+                // Violations inside a session were audited with its id;
+                // these happened before one existed.
+                if let Some(v) = e.downcast_ref::<gw_proto_postgres::ProtocolViolation>() {
+                    let side = format!("{:?}", v.side).to_lowercase();
+                    gw.audit.record(&AuditEvent::ProtocolViolation {
+                        session: "-",
+                        side: &side,
+                        reason: v.reason,
+                    });
+                }
                 tracing::info!(client = %peer, error = %format!("{e:#}"), "postgres connection ended");
             }
         });
@@ -209,7 +219,7 @@ async fn client_login<S: Io>(
                 reason: &reason,
             });
             let msg = format!("gateway authentication failed: {reason}");
-            s.write_all(&codec::error_response("FATAL", "28P01", &msg, None, Some("get a fresh token with `gatewayd token` (or `gwctl login` once available) and use it as the password"))).await?;
+            fatal(s, "28P01", &msg, None, Some("get a fresh token with `gatewayd token` (or `gwctl login` once available) and use it as the password")).await?;
             return Ok(None);
         }
     };
@@ -289,8 +299,7 @@ impl Refusal {
             reason: &self.reason,
         });
         let msg = format!("access denied by gateway policy: {}", self.reason);
-        s.write_all(&codec::error_response("FATAL", "42501", &msg, None, None))
-            .await
+        fatal(s, "42501", &msg, None, None).await
     }
 }
 
@@ -378,9 +387,7 @@ async fn session<S: Io>(
                 "the gateway cannot reach \"{}\" right now",
                 login.resource.name
             );
-            client_io
-                .write_all(&codec::error_response("FATAL", "08006", &msg, None, None))
-                .await?;
+            fatal(&mut client_io, "08006", &msg, None, None).await?;
             return Ok(());
         }
     };
@@ -392,15 +399,14 @@ async fn session<S: Io>(
         }
         Err(e) => {
             tracing::error!(session = %session_id, error = %format!("{e:#}"), "recording unavailable; refusing the session");
-            client_io
-                .write_all(&codec::error_response(
-                    "FATAL",
-                    "58030",
-                    "the gateway cannot record this session, so it cannot open it",
-                    None,
-                    None,
-                ))
-                .await?;
+            fatal(
+                &mut client_io,
+                "58030",
+                "the gateway cannot record this session, so it cannot open it",
+                None,
+                None,
+            )
+            .await?;
             return Ok(());
         }
     };
@@ -461,7 +467,8 @@ async fn session<S: Io>(
         .await;
         rec.finish().await;
     }
-    end.map(|_| ())
+    // The session's end is audited above; nothing more to report upward.
+    Ok(())
 }
 
 fn start_recorder(
@@ -533,6 +540,34 @@ impl<'a> Session<'a> {
     async fn relay<C: Io>(
         &mut self,
         mut client: C,
+        cbuf: BytesMut,
+        upstream: Box<dyn Io>,
+    ) -> anyhow::Result<String> {
+        let result = self.pump(&mut client, cbuf, upstream).await;
+        // A malformed message ends this session, with a protocol-native
+        // error to the client, whichever side sent it.
+        if let Err(e) = &result
+            && let Some(v) = e.downcast_ref::<gw_proto_postgres::ProtocolViolation>()
+        {
+            let msg = match v.side {
+                gw_proto_postgres::Side::Upstream => {
+                    "the database sent a malformed message; the gateway ended the session"
+                        .to_owned()
+                }
+                _ => format!("protocol violation: {v}"),
+            };
+            let _ = fatal(&mut client, "08P01", &msg, None, None).await;
+        }
+        // Whatever ended the session, what was written must reach the client
+        // before the TLS session closes.
+        let _ = client.flush().await;
+        let _ = client.shutdown().await;
+        result
+    }
+
+    async fn pump<C: Io>(
+        &mut self,
+        client: &mut C,
         mut cbuf: BytesMut,
         mut upstream: Box<dyn Io>,
     ) -> anyhow::Result<String> {
@@ -924,7 +959,7 @@ impl<'a> Session<'a> {
             side: &side,
             reason: &v.to_string(),
         });
-        anyhow!("protocol violation: {v}")
+        anyhow::Error::new(v)
     }
 }
 
@@ -959,6 +994,25 @@ fn new_cancel_key() -> (i32, [u8; 4]) {
     let _ = getrandom::fill(&mut b);
     let pid = i32::from_be_bytes([b[0] & 0x7f, b[1], b[2], b[3]]);
     (pid, [b[4], b[5], b[6], b[7]])
+}
+
+/// Ends a connection with a FATAL error: written, flushed, and (for TLS)
+/// closed with close_notify, so the client reads the reason before the
+/// socket goes away.
+async fn fatal<S: AsyncWrite + Unpin>(
+    s: &mut S,
+    sqlstate: &str,
+    message: &str,
+    detail: Option<&str>,
+    hint: Option<&str>,
+) -> std::io::Result<()> {
+    s.write_all(&codec::error_response(
+        "FATAL", sqlstate, message, detail, hint,
+    ))
+    .await?;
+    s.flush().await?;
+    let _ = s.shutdown().await;
+    Ok(())
 }
 
 pub(crate) fn unix_now() -> u64 {

@@ -1,1 +1,5 @@
-//! End-to-end tests.
+//! End-to-end tests: one binary, one module per protocol.
+//! Run with `cargo test -p gw-e2e`.
+#![allow(clippy::print_stderr)]
+
+mod postgres;

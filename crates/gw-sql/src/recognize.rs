@@ -1,6 +1,8 @@
 //! Narrow token-level recognizers for statements sqlparser 0.64 rejects but
 //! that are common in real sessions: PostgreSQL `DO`, `TABLE t`, `CHECKPOINT`,
-//! `REINDEX`, `CLUSTER` and `CREATE PROCEDURE ... AS $$...$$`; MySQL
+//! `REINDEX`, `CLUSTER`, `CREATE PROCEDURE ... AS $$...$$` and `COPY t
+//! FROM STDIN / TO STDOUT` with options sqlparser does not know (`FREEZE`,
+//! as pgbench sends); MySQL
 //! `LOAD DATA`, `PREPARE ... FROM`, `DO`, `OPTIMIZE`/`CHECK`/`REPAIR`/
 //! `CHECKSUM TABLE`, `HANDLER` and `XA`.
 //!
@@ -31,9 +33,22 @@ pub(crate) fn is_candidate(dialect: Dialect, tokens: &[&Token]) -> bool {
     let first = tokens.first();
     match dialect {
         Dialect::Postgres => {
-            ["do", "checkpoint", "reindex", "cluster", "table"]
-                .iter()
-                .any(|w| is_word(first, w))
+            [
+                "do",
+                "checkpoint",
+                "reindex",
+                "cluster",
+                "table",
+                "vacuum",
+                "analyze",
+                "analyse",
+            ]
+            .iter()
+            .any(|w| is_word(first, w))
+                || (is_word(first, "copy")
+                    && tokens
+                        .iter()
+                        .any(|t| is_word(Some(t), "stdin") || is_word(Some(t), "stdout")))
                 || (is_word(first, "create")
                     && tokens
                         .iter()
@@ -167,7 +182,100 @@ fn postgres(tokens: &[&Token]) -> Option<Statement> {
     if first_keyword(tokens) == Some(Keyword::CREATE) {
         return create_routine(tokens);
     }
+    if is_word(first, "copy") {
+        return copy_stdio(tokens);
+    }
+    if ["vacuum", "analyze", "analyse"]
+        .iter()
+        .any(|w| is_word(first, w))
+    {
+        return vacuum(tokens);
+    }
     None
+}
+
+/// `VACUUM [(options)] [FULL] [FREEZE] [VERBOSE] [ANALYZE] [table [(cols)], ...]`
+/// and `ANALYZE [(options)] [VERBOSE] [table [(cols)], ...]`: names only.
+fn vacuum(tokens: &[&Token]) -> Option<Statement> {
+    if !only_names(tokens) {
+        return None;
+    }
+    const FLAGS: [&str; 6] = [
+        "full",
+        "freeze",
+        "verbose",
+        "analyze",
+        "analyse",
+        "skip_locked",
+    ];
+    let mut tables = Vec::new();
+    let mut i = 1;
+    let mut depth = 0usize;
+    while i < tokens.len() {
+        match tokens[i] {
+            Token::LParen => depth += 1,
+            Token::RParen => depth = depth.saturating_sub(1),
+            Token::Word(_) if depth == 0 && !FLAGS.iter().any(|f| is_word(tokens.get(i), f)) => {
+                let (name, after) = dotted_name(tokens, i)?;
+                tables.push(name);
+                i = after;
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    Some(simple(Kind::Maintenance, tables, Vec::new()))
+}
+
+/// `COPY name [(columns)] FROM STDIN | TO STDOUT [[WITH] (options)]`, where
+/// the options are only words, numbers, strings, commas and parentheses, so
+/// they cannot hide a query, a program or a file. A parenthesized query
+/// (`COPY (SELECT ...) TO STDOUT`) is not accepted here.
+fn copy_stdio(tokens: &[&Token]) -> Option<Statement> {
+    let (table, mut i) = dotted_name(tokens, 1)?;
+    if matches!(tokens.get(i), Some(Token::LParen)) {
+        i += 1;
+        while !matches!(tokens.get(i), Some(Token::RParen)) {
+            if !matches!(tokens.get(i), Some(Token::Word(_) | Token::Comma)) {
+                return None;
+            }
+            i += 1;
+        }
+        i += 1;
+    }
+    let from = if is_word(tokens.get(i), "from") && is_word(tokens.get(i + 1), "stdin") {
+        true
+    } else if is_word(tokens.get(i), "to") && is_word(tokens.get(i + 1), "stdout") {
+        false
+    } else {
+        return None;
+    };
+    let options = &tokens[i + 2..];
+    let plain = options.iter().all(|t| {
+        matches!(
+            t,
+            Token::Word(_)
+                | Token::Number(..)
+                | Token::SingleQuotedString(_)
+                | Token::Comma
+                | Token::LParen
+                | Token::RParen
+        )
+    });
+    if !plain || options.iter().any(|t| is_word(Some(t), "program")) {
+        return None;
+    }
+    // The same effects the parser path reports: COPY FROM also inserts.
+    let mut st = simple(Kind::Copy, vec![table.clone()], Vec::new());
+    if from {
+        st.effects.push(Effect {
+            kind: Kind::Insert,
+            tables: vec![table],
+            has_where: None,
+        });
+    }
+    Some(st)
 }
 
 /// `DO [LANGUAGE l] 'code' [LANGUAGE l]`.

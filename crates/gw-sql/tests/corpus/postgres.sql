@@ -184,6 +184,20 @@ COPY orders TO STDOUT
 -- ---
 COPY orders FROM STDIN
 -- ---
+copy pgbench_accounts from stdin with (freeze on)
+-- ---
+vacuum analyze pgbench_branches
+-- ---
+VACUUM (VERBOSE, ANALYZE) public.orders (id, total), customers
+-- ---
+ANALYZE
+-- ---
+VACUUM FULL orders; SELECT 1
+-- ---
+COPY public.orders (id, total) TO STDOUT WITH (FORMAT csv, HEADER true, DELIMITER ';')
+-- ---
+COPY orders FROM STDIN WITH (FORMAT binary, FREEZE on, WHERE id > 1)
+-- ---
 COPY (SELECT * FROM orders WHERE id > 1) TO STDOUT WITH (FORMAT csv)
 -- ---
 COPY orders TO '/tmp/orders.csv'
