@@ -11,9 +11,9 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 
+use ed25519_dalek::Signer;
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
-use ed25519_dalek::Signer;
 
 /// Why a key could not be loaded or created.
 #[derive(Debug, thiserror::Error)]
