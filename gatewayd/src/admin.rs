@@ -12,42 +12,51 @@ use std::time::Duration;
 pub(crate) fn serve(listener: TcpListener, gw: Arc<Gateway>) {
     for stream in listener.incoming() {
         let Ok(stream) = stream else { continue };
-        let loaded = gw.policy();
+        let gw = Arc::clone(&gw);
         std::thread::spawn(move || {
-            let _ = handle(stream, &loaded);
+            let _ = handle(stream, &gw);
         });
     }
 }
 
-fn handle(stream: TcpStream, loaded: &Loaded) -> std::io::Result<()> {
+fn handle(stream: TcpStream, gw: &Gateway) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     let mut reader = BufReader::new(stream.try_clone()?.take(8192));
     let mut line = String::new();
     reader.read_line(&mut line)?;
     let path = line.split_whitespace().nth(1).unwrap_or("");
-    let (status, body) = route(path, loaded);
+    let (status, ctype, body) = route(path, gw);
     let mut stream = stream;
     write!(
         stream,
-        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        "HTTP/1.1 {status}\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
     )
 }
 
-fn route(path: &str, loaded: &Loaded) -> (&'static str, String) {
+const JSON: &str = "application/json";
+
+fn route(path: &str, gw: &Gateway) -> (&'static str, &'static str, String) {
+    let loaded = gw.policy();
     match path {
-        "/healthz" => ("200 OK", "{\"status\":\"ok\"}\n".into()),
+        "/healthz" => ("200 OK", JSON, "{\"status\":\"ok\"}\n".into()),
         // Ready means a valid policy is in force; with none, the gateway is
         // alive (and denies everything) but should not receive traffic.
         "/readyz" => match &loaded.rejected {
-            None => ("200 OK", "{\"ready\":true}\n".into()),
+            None => ("200 OK", JSON, "{\"ready\":true}\n".into()),
             Some(why) => (
                 "503 Service Unavailable",
+                JSON,
                 format!("{{\"ready\":false,\"reason\":{}}}\n", json_str(why)),
             ),
         },
-        "/status" => ("200 OK", status(loaded)),
-        _ => ("404 Not Found", "{\"error\":\"not found\"}\n".into()),
+        "/status" => ("200 OK", JSON, status(&loaded)),
+        "/metrics" => (
+            "200 OK",
+            "text/plain; version=0.0.4",
+            gw.metrics.render(loaded.rejected.is_none()),
+        ),
+        _ => ("404 Not Found", JSON, "{\"error\":\"not found\"}\n".into()),
     }
 }
 

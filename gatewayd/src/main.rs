@@ -14,6 +14,7 @@ mod audit;
 mod config;
 mod demo;
 mod files;
+mod metrics;
 mod postgres;
 mod recorder;
 mod secrets;
@@ -204,6 +205,8 @@ async fn serve(config: config::Config) -> anyhow::Result<()> {
         recording_key,
         overrides: Mutex::new(Default::default()),
         cancel_keys: Mutex::new(Default::default()),
+        metrics: Default::default(),
+        shutdown: tokio::sync::watch::channel(false).0,
         config,
     });
     let _demo = if gw.config.demo {
@@ -231,7 +234,28 @@ async fn serve(config: config::Config) -> anyhow::Result<()> {
     }
     announce(&gw, admin_addr, pg_addr);
     shutdown_signal().await;
-    tracing::info!("shutting down");
+    // Stop: tell every session, then wait (bounded) for them to end and
+    // sign their recordings.
+    let active = gw
+        .metrics
+        .sessions_active
+        .load(std::sync::atomic::Ordering::SeqCst);
+    tracing::info!(
+        sessions = active,
+        "shutting down: ending sessions and finishing their recordings"
+    );
+    gw.shutdown.send_replace(true);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while gw
+        .metrics
+        .sessions_active
+        .load(std::sync::atomic::Ordering::SeqCst)
+        > 0
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    tracing::info!("stopped");
     Ok(())
 }
 

@@ -59,6 +59,7 @@ pub(crate) async fn serve(listener: TcpListener, gw: Arc<Gateway>, tls: tokio_ru
                 // these happened before one existed.
                 if let Some(v) = e.downcast_ref::<gw_proto_postgres::ProtocolViolation>() {
                     let side = format!("{:?}", v.side).to_lowercase();
+                    crate::metrics::Metrics::inc(&gw.metrics.protocol_violations);
                     gw.audit.record(&AuditEvent::ProtocolViolation {
                         session: "-",
                         side: &side,
@@ -117,6 +118,7 @@ async fn connection(
                 None,
             );
             stream.write_all(&msg).await?;
+            crate::metrics::Metrics::inc(&gw.metrics.auth_failures);
             gw.audit.record(&AuditEvent::AuthenticationFailed {
                 protocol: "postgres",
                 client: &client,
@@ -213,6 +215,7 @@ async fn client_login<S: Io>(
             } else {
                 "the password is not a gateway token".into()
             };
+            crate::metrics::Metrics::inc(&gw.metrics.auth_failures);
             gw.audit.record(&AuditEvent::AuthenticationFailed {
                 protocol: "postgres",
                 client,
@@ -290,6 +293,7 @@ struct Refusal {
 
 impl Refusal {
     async fn send<S: Io>(self, s: &mut S, gw: &Gateway, client: &str) -> std::io::Result<()> {
+        crate::metrics::Metrics::inc(&gw.metrics.sessions_denied);
         gw.audit.record(&AuditEvent::SessionDenied {
             principal: &self.principal,
             resource: &self.resource,
@@ -395,10 +399,12 @@ async fn session<S: Io>(
         Ok(r) => Some(r),
         Err(e) if login.terms.recording.on_failure == gw_policy::OnFailure::BestEffort => {
             tracing::error!(session = %session_id, error = %format!("{e:#}"), "recording unavailable; continuing unrecorded (best-effort)");
+            crate::metrics::Metrics::inc(&gw.metrics.recording_failures);
             None
         }
         Err(e) => {
             tracing::error!(session = %session_id, error = %format!("{e:#}"), "recording unavailable; refusing the session");
+            crate::metrics::Metrics::inc(&gw.metrics.recording_failures);
             fatal(
                 &mut client_io,
                 "58030",
@@ -410,6 +416,8 @@ async fn session<S: Io>(
             return Ok(());
         }
     };
+    crate::metrics::Metrics::inc(&gw.metrics.sessions_opened);
+    let _active = Active::new(&gw.metrics);
     gw.audit.record(&AuditEvent::SessionOpened {
         session: &session_id,
         principal: &login.principal.subject,
@@ -581,6 +589,10 @@ impl<'a> Session<'a> {
         let deadline = tokio::time::Instant::now() + self.login.terms.max_session;
         let sleep = tokio::time::sleep_until(deadline);
         tokio::pin!(sleep);
+        let mut shutdown = self.gw.shutdown.subscribe();
+        if *shutdown.borrow() {
+            return Ok("gateway shutting down".into());
+        }
         loop {
             // Process whatever is buffered before waiting for more.
             if let Some(end) = self.drain_client(&mut relay, &mut cbuf, &mut to_up).await? {
@@ -610,6 +622,12 @@ impl<'a> Session<'a> {
                         let _ = client.write_all(&msg).await;
                         return Ok("server closed the connection".into());
                     }
+                }
+                _ = shutdown.changed() => {
+                    let msg = "the gateway is shutting down; reconnect in a moment";
+                    let _ = client.write_all(&gw_proto_postgres::relay::session_end_error(msg)).await;
+                    let _ = upstream.write_all(&codec::terminate()).await;
+                    return Ok("gateway shutting down".into());
                 }
                 () = &mut sleep => {
                     let limit = gw_policy::human_duration(self.login.terms.max_session);
@@ -698,6 +716,7 @@ impl<'a> Session<'a> {
                 "the session's recording has failed, so the gateway refuses further commands"
                     .into();
         }
+        self.gw.metrics.command(d.verdict);
         self.gw.audit.record(&AuditEvent::Command {
             session: &self.id,
             principal: &self.login.principal.subject,
@@ -751,6 +770,7 @@ impl<'a> Session<'a> {
     ) -> anyhow::Result<()> {
         while let Some(msg) = relay.decode_backend(buf).map_err(|v| self.violation(v))? {
             self.observe(&msg.msg).await;
+            let msg = self.mask_notice(msg)?;
             match relay.on_backend(msg).map_err(|v| self.violation(v))? {
                 BackendStep::Forward(b) | BackendStep::Rewritten(b) => out.extend_from_slice(&b),
                 BackendStep::Row(step) => {
@@ -827,6 +847,48 @@ impl<'a> Session<'a> {
             }
         }
         Ok(changed.then_some(values))
+    }
+
+    /// Errors and notices can echo values (`Key (email)=(ada@...) already
+    /// exists`): their text fields are masked like any value.
+    fn mask_notice(&self, msg: codec::Backend) -> anyhow::Result<codec::Backend> {
+        let fields = match &msg.msg {
+            BackendMessage::ErrorResponse(f) | BackendMessage::NoticeResponse(f)
+                if !self.masker.is_noop() =>
+            {
+                f
+            }
+            _ => return Ok(msg),
+        };
+        let mut changed = false;
+        let mut masked = Vec::with_capacity(fields.0.len());
+        for (code, value) in &fields.0 {
+            // Severity, SQLSTATE, positions and source locations are ours to keep.
+            let text = matches!(code, b'M' | b'D' | b'H' | b'W' | b'q');
+            match self
+                .masker
+                .mask_value(None, value.as_bytes())
+                .map_err(|e| anyhow!("masking failed, ending the session: {e}"))?
+            {
+                std::borrow::Cow::Owned(m) if text => {
+                    changed = true;
+                    masked.push((*code, codec::PgStr(Bytes::from(m))));
+                }
+                _ => masked.push((*code, value.clone())),
+            }
+        }
+        if !changed {
+            return Ok(msg);
+        }
+        let fields = codec::ErrorFields(masked);
+        let typed = match msg.msg {
+            BackendMessage::ErrorResponse(_) => BackendMessage::ErrorResponse(fields),
+            _ => BackendMessage::NoticeResponse(fields),
+        };
+        Ok(codec::Backend {
+            raw: codec::encode_backend(&typed),
+            msg: typed,
+        })
     }
 
     fn mask_copy(&self, data: &[u8]) -> anyhow::Result<Option<Vec<u8>>> {
@@ -928,6 +990,10 @@ impl<'a> Session<'a> {
             rendering.push_str(o);
         }
         let report = self.masker.take_report();
+        self.gw
+            .metrics
+            .masked_values
+            .fetch_add(report.total(), std::sync::atomic::Ordering::Relaxed);
         if !report.is_empty() {
             let what: Vec<String> = report
                 .counts
@@ -954,12 +1020,32 @@ impl<'a> Session<'a> {
 
     fn violation(&self, v: gw_proto_postgres::ProtocolViolation) -> anyhow::Error {
         let side = format!("{:?}", v.side).to_lowercase();
+        crate::metrics::Metrics::inc(&self.gw.metrics.protocol_violations);
         self.gw.audit.record(&AuditEvent::ProtocolViolation {
             session: &self.id,
             side: &side,
             reason: &v.to_string(),
         });
         anyhow::Error::new(v)
+    }
+}
+
+/// Counts a session as active for as long as it lives.
+struct Active<'a>(&'a crate::metrics::Metrics);
+
+impl<'a> Active<'a> {
+    fn new(m: &'a crate::metrics::Metrics) -> Active<'a> {
+        m.sessions_active
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Active(m)
+    }
+}
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.0
+            .sessions_active
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 

@@ -105,6 +105,10 @@ pub(crate) struct Gateway {
     pub(crate) overrides: Mutex<HashMap<String, Override>>,
     /// Gateway-issued cancel key → (upstream address, upstream pid, key).
     pub(crate) cancel_keys: Mutex<HashMap<(i32, Vec<u8>), CancelTarget>>,
+    pub(crate) metrics: crate::metrics::Metrics,
+    /// Flips to `true` when the gateway is asked to stop; sessions end
+    /// themselves cleanly (and finish their recordings) when they see it.
+    pub(crate) shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 #[derive(Clone)]

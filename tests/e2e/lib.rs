@@ -110,6 +110,7 @@ pub mod backend {
                  INSERT INTO customers VALUES
                    (1, 'Ada', 'ada@example.com', '4111 1111 1111 1111', 'vip'),
                    (2, 'Grace', 'grace@example.com', '5500-0000-0000-0004', 'key AKIAIOSFODNN7EXAMPLE leaked');
+                 CREATE UNIQUE INDEX customers_email ON customers (email);
                  CREATE TABLE audit_trail (id serial PRIMARY KEY, what text);
                  INSERT INTO audit_trail (what) SELECT 'event ' || g FROM generate_series(1, 100) g;",
             )
@@ -317,6 +318,33 @@ impl Gateway {
 
     pub fn env(&self) -> &[(String, String)] {
         &self.env
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the process to exit.
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(30) {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    /// GET on the admin endpoint; the response body.
+    pub fn admin_get(&self, path: &str) -> String {
+        use std::io::{Read as _, Write as _};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.admin_port)).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default()
     }
 }
 

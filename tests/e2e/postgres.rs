@@ -458,3 +458,87 @@ fn a_malformed_message_ends_only_that_session() {
 fn hex(s: &str) -> String {
     s.bytes().map(|b| format!("{b:02x}")).collect()
 }
+
+#[test]
+fn errors_that_echo_values_are_masked() {
+    let Some(e) = env() else { return };
+    let out = text(&e.gw.psql(
+        "orders",
+        &e.token,
+        &[
+            "-c",
+            "insert into customers values (3, 'Ada again', 'ada@example.com', '', '')",
+        ],
+    ));
+    assert!(
+        out.contains("duplicate key value violates unique constraint"),
+        "{out}"
+    );
+    assert!(
+        out.contains("[REDACTED:email]") && !out.contains("ada@example.com"),
+        "{out}"
+    );
+}
+
+#[test]
+fn metrics_count_sessions_and_verdicts() {
+    let Some(e) = env() else { return };
+    e.gw.psql(
+        "orders",
+        &e.token,
+        &["-c", "select 1", "-c", "delete from customers"],
+    );
+    e.gw.psql("orders", "not-a-token", &["-c", "select 1"]);
+    let m = e.gw.admin_get("/metrics");
+    for line in [
+        "gatewayd_sessions_opened_total{protocol=\"postgres\"} 1",
+        "gatewayd_commands_total{verdict=\"deny\"} 1",
+        "gatewayd_authentication_failures_total 1",
+        "gatewayd_policy_active 1",
+    ] {
+        assert!(m.lines().any(|l| l == line), "missing `{line}` in:\n{m}");
+    }
+    assert!(e.gw.admin_get("/readyz").contains("\"ready\":true"));
+}
+
+#[test]
+fn graceful_shutdown_ends_sessions_and_signs_their_recordings() {
+    let Some(mut e) = env() else { return };
+    let child = Command::new("psql")
+        .args([
+            "-X",
+            "--no-psqlrc",
+            "-d",
+            &e.gw.conninfo("orders"),
+            "-c",
+            "select 1 as first",
+            "-c",
+            "select pg_sleep(30)",
+        ])
+        .env("PGPASSWORD", &e.token)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let status = e.gw.terminate().expect("gatewayd exits after SIGTERM");
+    assert!(status.success(), "gatewayd exit status {status}");
+    let out = text(&child.wait_with_output().unwrap());
+    assert!(out.contains("the gateway is shutting down"), "{out}");
+    let recs = e.gw.recordings();
+    assert_eq!(recs.len(), 1);
+    let key = e.gw.recording_key();
+    let verified = replay(&[
+        "verify",
+        "--require-trailer",
+        "--key",
+        key.to_str().unwrap(),
+        recs[0].to_str().unwrap(),
+    ]);
+    assert!(
+        verified.status.success(),
+        "the recording was not finished: {}",
+        text(&verified)
+    );
+    assert!(text(&replay(&["cat", recs[0].to_str().unwrap()])).contains("select 1 as first"));
+}

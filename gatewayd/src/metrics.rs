@@ -1,0 +1,95 @@
+//! Prometheus metrics, as plain counters rendered in the text exposition
+//! format on `/metrics`. A handful of atomics need no registry crate.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+#[derive(Default)]
+pub(crate) struct Metrics {
+    pub(crate) sessions_opened: AtomicU64,
+    pub(crate) sessions_denied: AtomicU64,
+    pub(crate) sessions_active: AtomicI64,
+    pub(crate) auth_failures: AtomicU64,
+    pub(crate) protocol_violations: AtomicU64,
+    pub(crate) commands_allowed: AtomicU64,
+    pub(crate) commands_logged: AtomicU64,
+    pub(crate) commands_denied: AtomicU64,
+    pub(crate) masked_values: AtomicU64,
+    pub(crate) recording_failures: AtomicU64,
+}
+
+impl Metrics {
+    pub(crate) fn inc(c: &AtomicU64) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn command(&self, v: gw_policy::Verdict) {
+        Metrics::inc(match v {
+            gw_policy::Verdict::Allow => &self.commands_allowed,
+            gw_policy::Verdict::Log => &self.commands_logged,
+            gw_policy::Verdict::Review | gw_policy::Verdict::Deny => &self.commands_denied,
+        });
+    }
+
+    /// The text exposition format; `policy_active` is 1 when a valid policy is in force.
+    pub(crate) fn render(&self, policy_active: bool) -> String {
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let mut out = String::new();
+        let mut counter = |name: &str, help: &str, lines: &[(&str, u64)]| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for (labels, v) in lines {
+                let _ = writeln!(out, "{name}{labels} {v}");
+            }
+        };
+        counter(
+            "gatewayd_sessions_opened_total",
+            "Sessions opened.",
+            &[("{protocol=\"postgres\"}", g(&self.sessions_opened))],
+        );
+        counter(
+            "gatewayd_sessions_denied_total",
+            "Sessions refused by policy.",
+            &[("{protocol=\"postgres\"}", g(&self.sessions_denied))],
+        );
+        counter(
+            "gatewayd_authentication_failures_total",
+            "Logins with a missing, bad or expired token.",
+            &[("", g(&self.auth_failures))],
+        );
+        counter(
+            "gatewayd_protocol_violations_total",
+            "Sessions ended by a malformed message.",
+            &[("", g(&self.protocol_violations))],
+        );
+        counter(
+            "gatewayd_commands_total",
+            "Commands judged by policy, by verdict.",
+            &[
+                ("{verdict=\"allow\"}", g(&self.commands_allowed)),
+                ("{verdict=\"log\"}", g(&self.commands_logged)),
+                ("{verdict=\"deny\"}", g(&self.commands_denied)),
+            ],
+        );
+        counter(
+            "gatewayd_masked_values_total",
+            "Values masked before reaching a client.",
+            &[("", g(&self.masked_values))],
+        );
+        counter(
+            "gatewayd_recording_failures_total",
+            "Sessions whose recording failed.",
+            &[("", g(&self.recording_failures))],
+        );
+        let _ = writeln!(
+            out,
+            "# HELP gatewayd_sessions_active Sessions open now.\n# TYPE gatewayd_sessions_active gauge\ngatewayd_sessions_active {}",
+            self.sessions_active.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP gatewayd_policy_active 1 when a valid policy is in force, 0 when everything is denied.\n# TYPE gatewayd_policy_active gauge\ngatewayd_policy_active {}",
+            u8::from(policy_active)
+        );
+        out
+    }
+}
