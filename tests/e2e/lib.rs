@@ -55,10 +55,11 @@ pub fn bin(name: &str) -> PathBuf {
             .expect("target dir")
             .to_owned();
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        // Benchmarks run from target/release: measure release binaries.
+        let release = dir.file_name().is_some_and(|n| n == "release");
         let status = Command::new(cargo)
-            .args([
-                "build", "-q", "-p", "gatewayd", "-p", "replay", "-p", "gwctl",
-            ])
+            .args(["build", "-q", "-p", "gatewayd", "-p", "replay", "-p", "gwctl"])
+            .args(release.then_some("--release"))
             .env("CARGO_TARGET_DIR", dir.parent().expect("target root"))
             .status()
             .expect("running cargo build");
