@@ -3,8 +3,10 @@
 //! The speed comes from doing as little as possible per byte: sessions are
 //! filtered on header metadata (frame 0 only) before anything else is
 //! decompressed; frames outside the time window are skipped using the seal's
-//! end time; and a frame is only split into lines when a substring search on
-//! its raw JSON text finds the needle. Files are searched in parallel.
+//! end time; and a frame is only split into lines when a prefilter on its raw
+//! JSON text (the `--text` needle, or what every `--regex` match must contain)
+//! says it may hold a match; see [`raw`] for why that never misses. Files are
+//! searched in parallel.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -18,6 +20,9 @@ use gw_recording::{
 use memchr::memmem;
 
 use crate::files::{Progress, ProgressArg, recordings};
+use raw::RawPrefilter;
+
+mod raw;
 use crate::inspect::{open, printable};
 
 #[derive(clap::Args)]
@@ -85,11 +90,7 @@ impl SessionFilter {
 
 enum Matcher {
     All,
-    Text {
-        finder: Box<memmem::Finder<'static>>,
-        needle: String,
-        raw_ok: bool,
-    },
+    Text(String),
     Regex(regex::Regex),
 }
 
@@ -101,7 +102,20 @@ pub struct Hit {
 struct Query {
     filter: SessionFilter,
     matcher: Matcher,
+    /// A sound test on raw JSON for `matcher`; see [`raw`].
+    prefilter: Option<RawPrefilter>,
     verdict: Option<String>,
+}
+
+/// How much of a frame must be decoded.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum FrameScan {
+    /// Nothing in the frame can match.
+    Skip,
+    /// Only the lines that pass the prefilter.
+    Prefiltered,
+    /// Every line.
+    All,
 }
 
 impl Query {
@@ -116,33 +130,34 @@ impl Query {
         }
         match &self.matcher {
             Matcher::All => true,
-            Matcher::Text { needle, .. } => data.text().contains(needle.as_str()),
+            Matcher::Text(needle) => data.text().contains(needle.as_str()),
             Matcher::Regex(re) => re.is_match(&data.text()),
         }
     }
 
-    /// Whether a frame's raw text can contain a match at all.
-    fn frame_may_match(&self, text: &[u8]) -> bool {
-        match &self.matcher {
-            Matcher::Text {
-                finder,
-                raw_ok: true,
-                ..
-            } => finder.find(text).is_some(),
-            _ => match &self.verdict {
-                Some(v) => memmem::find(text, format!("\"m\", \"verdict:{v}").as_bytes()).is_some(),
-                None => true,
-            },
+    /// Which lines of a frame's raw text have to be decoded.
+    fn scan(&self, text: &[u8]) -> FrameScan {
+        if let Some(v) = &self.verdict
+            && memmem::find(text, format!("\"m\", \"verdict:{v}").as_bytes()).is_none()
+        {
+            return FrameScan::Skip;
+        }
+        let Some(p) = &self.prefilter else {
+            return FrameScan::All;
+        };
+        if p.may_match(text) {
+            FrameScan::Prefiltered
+        } else if raw::escapes_canonical(text) {
+            FrameScan::Skip
+        } else {
+            // Escapes the prefilter's reasoning does not cover: decode all.
+            FrameScan::All
         }
     }
 
-    fn line_may_match(&self, line: &[u8]) -> bool {
-        match &self.matcher {
-            Matcher::Text {
-                finder,
-                raw_ok: true,
-                ..
-            } => finder.find(line).is_some(),
+    fn line_may_match(&self, scan: FrameScan, line: &[u8]) -> bool {
+        match (scan, &self.prefilter) {
+            (FrameScan::Prefiltered, Some(p)) => p.may_match(line),
             _ => true,
         }
     }
@@ -163,8 +178,11 @@ fn search_file(path: &Path, q: &Query) -> anyhow::Result<Option<(Header, Vec<Hit
         if !q
             .filter
             .overlaps(start + frame.base_us, start + frame.seal.end_us)
-            || !q.frame_may_match(frame.text)
         {
+            continue;
+        }
+        let scan = q.scan(frame.text);
+        if scan == FrameScan::Skip {
             continue;
         }
         let mut us = frame.base_us;
@@ -173,7 +191,7 @@ fn search_file(path: &Path, q: &Query) -> anyhow::Result<Option<(Header, Vec<Hit
                 continue;
             };
             us += interval;
-            if !q.line_may_match(line) || !q.filter.time(start + us) {
+            if !q.line_may_match(scan, line) || !q.filter.time(start + us) {
                 continue;
             }
             if let Some((_, data)) = parse_line(line)
@@ -191,22 +209,18 @@ fn search_file(path: &Path, q: &Query) -> anyhow::Result<Option<(Header, Vec<Hit
 }
 
 pub fn run(args: &SearchArgs) -> anyhow::Result<()> {
-    let matcher = match (&args.text, &args.regex) {
-        (Some(t), _) => {
-            // Text that JSON leaves unescaped can be searched in the raw frame.
-            let raw_ok = !t.is_empty() && !t.chars().any(|c| c < ' ' || c == '"' || c == '\\');
-            Matcher::Text {
-                finder: Box::new(memmem::Finder::new(t.as_bytes()).into_owned()),
-                needle: t.clone(),
-                raw_ok,
-            }
-        }
-        (None, Some(re)) => Matcher::Regex(regex::Regex::new(re).context("invalid --regex")?),
-        (None, None) => Matcher::All,
+    let (matcher, prefilter) = match (&args.text, &args.regex) {
+        (Some(t), _) => (Matcher::Text(t.clone()), RawPrefilter::for_text(t)),
+        (None, Some(re)) => (
+            Matcher::Regex(regex::Regex::new(re).context("invalid --regex")?),
+            RawPrefilter::for_regex(re),
+        ),
+        (None, None) => (Matcher::All, None),
     };
     let q = Query {
         filter: args.filter.clone(),
         matcher,
+        prefilter,
         verdict: args.verdict.clone(),
     };
     let files = recordings(&args.paths)?;

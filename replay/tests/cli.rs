@@ -267,3 +267,96 @@ fn info_verify_search_timeline() {
     assert_eq!(code, 0);
     assert!(out.contains("Job for nginx.service failed"));
 }
+
+/// Output that JSON escapes (quotes, backslashes, newlines, control
+/// characters) or that is not ASCII, in a recording of many small frames.
+fn escapes(dir: &Path) {
+    let h = Header::new(80, 24, meta("s-esc", "dave", "web-02", "ssh", 0));
+    let opts = WriterOptions {
+        frame_bytes: 200,
+        ..WriterOptions::default()
+    };
+    let mut w = Writer::new(Vec::new(), &h, &key(), opts).unwrap();
+    let special: &[&[u8]] = &[
+        b"echo \"quoted needle\"\r\n",
+        b"dir C:\\Users\\bob\\needle.txt\r\n",
+        b"first line\nsecond line\r\n",
+        b"tab\there\x1b[1mbold\x1b[0m\r\n",
+        "Größe: 3 ☃ naïve\r\n".as_bytes(),
+        b"path /etc/needle/conf\r\n",
+    ];
+    let mut t = 0;
+    for s in special {
+        for _ in 0..20 {
+            t += 10;
+            w.output(ms(t), b"filler output without the interesting words\r\n")
+                .unwrap();
+        }
+        t += 10;
+        w.output(ms(t), s).unwrap();
+    }
+    std::fs::write(dir.join("s-esc.cast.zst"), w.finish(ms(t)).unwrap()).unwrap();
+}
+
+/// Searches for `query` with `flag` and returns the data of every hit.
+#[track_caller]
+fn hits(dir: &Path, flag: &str, query: &str) -> Vec<String> {
+    let (code, out, err) = replay(
+        &["search", "s-esc.cast.zst", flag, query, "--format", "json"],
+        dir,
+    );
+    assert_eq!(code, 0, "{err}");
+    out.lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["data"].as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
+/// The raw-JSON prefilters must never hide an event whose decoded text matches.
+#[test]
+fn search_finds_text_that_json_escapes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    escapes(dir);
+    #[track_caller]
+    fn check(dir: &Path, flag: &str, query: &str, want: &str) {
+        let got = hits(dir, flag, query);
+        assert_eq!(got, [want], "{flag} {query:?}");
+    }
+    let quoted = "echo \"quoted needle\"\r\n";
+    let windows = "dir C:\\Users\\bob\\needle.txt\r\n";
+    let lines = "first line\nsecond line\r\n";
+    let tab = "tab\there\x1b[1mbold\x1b[0m\r\n";
+    let utf8 = "Größe: 3 ☃ naïve\r\n";
+    for (query, want) in [
+        ("\"quoted needle\"", quoted),
+        ("C:\\Users\\bob", windows),
+        ("line\nsecond", lines),
+        ("\there\x1b[1m", tab),
+        ("Größe: 3 ☃", utf8),
+        ("naïve", utf8),
+        ("/etc/needle", "path /etc/needle/conf\r\n"),
+    ] {
+        check(dir, "--text", query, want);
+        check(dir, "--regex", &regex::escape(query), want);
+    }
+    // Required literals that span an escaped character: no raw prefilter.
+    check(dir, "--regex", r#"echo "quo+ted"#, quoted);
+    check(dir, "--regex", r"C:\\Users\\b.b", windows);
+    check(dir, "--regex", r"first line\nsec", lines);
+    check(dir, "--regex", r"tab\s+here", tab);
+    // A raw-safe literal, but the rest of the match crosses escapes.
+    check(dir, "--regex", r#"quoted needle"\r\n$"#, quoted);
+    check(dir, "--regex", r"^first line\s+second", lines);
+    check(dir, "--regex", r"^first line", lines);
+    check(dir, "--regex", r"(?s)first line.second", lines);
+    check(dir, "--regex", r"\bGr(ö|oe)ße\b", utf8);
+    check(dir, "--regex", r"(?i)GRÖSSE|gröẞe|größe", utf8);
+    check(dir, "--regex", r"☃ na[ïi]ve", utf8);
+    // Every needle hit, across frames; no false positives.
+    assert_eq!(hits(dir, "--text", "needle").len(), 3);
+    assert_eq!(hits(dir, "--regex", "need+le").len(), 3);
+    assert_eq!(hits(dir, "--regex", r"[\\/]needle").len(), 2);
+}
