@@ -24,6 +24,9 @@ pub(crate) struct Config {
     /// upstream answers (development only).
     pub(crate) demo: bool,
     pub(crate) token_ttl: Duration,
+    /// Key files; default under `state/keys/` (created on first start).
+    pub(crate) recording_key: Option<PathBuf>,
+    pub(crate) token_key: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -39,11 +42,13 @@ impl Default for Config {
             recordings: ".gatewayd/recordings".into(),
             demo: true,
             token_ttl: Duration::from_secs(8 * 3600),
+            recording_key: None,
+            token_key: None,
         }
     }
 }
 
-const KNOWN: [&str; 9] = [
+const KNOWN: [&str; 10] = [
     "gateway-id",
     "listen",
     "tls",
@@ -52,6 +57,7 @@ const KNOWN: [&str; 9] = [
     "recordings",
     "demo",
     "token-ttl",
+    "keys",
     "description",
 ];
 
@@ -137,6 +143,10 @@ pub(crate) fn parse(src: &Source) -> Result<Config, Vec<Diagnostic>> {
                 Some(d) => c.token_ttl = d,
                 None => bad("`token-ttl` needs a duration such as \"8h\"".into()),
             },
+            "keys" => {
+                c.recording_key = prop("recording").map(PathBuf::from);
+                c.token_key = prop("token").map(PathBuf::from);
+            }
             "description" => {}
             other => bad(format!(
                 "unknown setting `{other}`; known: {}",

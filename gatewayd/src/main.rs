@@ -138,7 +138,7 @@ fn token(
     groups: Vec<String>,
     ttl: Option<&str>,
 ) -> anyhow::Result<std::process::ExitCode> {
-    let (token_key, _, _) = state::keys(&config.state)?;
+    let (token_key, _, _) = state::keys(&config)?;
     let lifetime = match ttl {
         Some(t) => gw_policy::parse_duration(t)
             .ok_or_else(|| anyhow::anyhow!("`{t}` is not a duration"))?,
@@ -187,7 +187,7 @@ fn run(config: config::Config) -> anyhow::Result<std::process::ExitCode> {
 async fn serve(config: config::Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.state)
         .with_context(|| format!("creating {}", config.state.display()))?;
-    let (_, token_keys, recording_key) = state::keys(&config.state)?;
+    let (_, token_keys, recording_key) = state::keys(&config)?;
     let audit = audit::AuditLog::open(&config.state.join("audit.jsonl"), &config.gateway_id)?;
     let loaded = state::load_policy(&config.policy);
     match &loaded.rejected {

@@ -126,17 +126,28 @@ impl Gateway {
 
 /// Loads or creates the gateway's keys under the state directory.
 pub(crate) fn keys(
-    state: &std::path::Path,
+    config: &crate::config::Config,
 ) -> anyhow::Result<(
     gw_keys::SigningKey,
     gw_keys::TrustedKeys,
     gw_keys::SigningKey,
 )> {
+    let state = config.state.as_path();
     let dir = state.join("keys");
     std::fs::create_dir_all(&dir)
         .map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
-    let token_key = gw_keys::SigningKey::load_or_generate(&state.join("keys/token.key"))?;
-    let recording_key = gw_keys::SigningKey::load_or_generate(&state.join("keys/recording.key"))?;
+    let token_key = gw_keys::SigningKey::load_or_generate(
+        &config
+            .token_key
+            .clone()
+            .unwrap_or_else(|| state.join("keys/token.key")),
+    )?;
+    let recording_key = gw_keys::SigningKey::load_or_generate(
+        &config
+            .recording_key
+            .clone()
+            .unwrap_or_else(|| state.join("keys/recording.key")),
+    )?;
     let mut trusted = gw_keys::TrustedKeys::new();
     trusted.insert(token_key.public_key());
     // Rotation: public keys of earlier token keys stay trusted until their

@@ -19,10 +19,13 @@ pub(crate) fn server_config(cfg: &Config) -> anyhow::Result<Arc<rustls::ServerCo
         .with_context(|| format!("parsing TLS certificate {}", cert.display()))?;
     let key = PrivateKeyDer::from_pem_file(&key)
         .with_context(|| format!("reading TLS key {}", key.display()))?;
-    let config = rustls::ServerConfig::builder()
+    let mut config = rustls::ServerConfig::builder()
         .with_no_client_auth()
         .with_single_cert(chain, key)
         .context("TLS certificate and key do not match")?;
+    // PostgreSQL 17 clients using direct TLS (sslnegotiation=direct) require
+    // the `postgresql` ALPN protocol; clients that offer none still connect.
+    config.alpn_protocols = vec![b"postgresql".to_vec()];
     Ok(Arc::new(config))
 }
 
