@@ -138,7 +138,7 @@ fn token(
     groups: Vec<String>,
     ttl: Option<&str>,
 ) -> anyhow::Result<std::process::ExitCode> {
-    let (token_key, _, _) = state::keys(&config)?;
+    let (token_key, _, _) = state::keys(config)?;
     let lifetime = match ttl {
         Some(t) => gw_policy::parse_duration(t)
             .ok_or_else(|| anyhow::anyhow!("`{t}` is not a duration"))?,
