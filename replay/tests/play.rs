@@ -56,6 +56,8 @@ struct Tmux {
 
 impl Tmux {
     /// `None` (after a loud message) if tmux is not installed, unless in CI.
+    /// The skip must be visible in the test output, hence the `eprintln!`.
+    #[allow(clippy::print_stderr)]
     fn start(command: &str) -> Option<Tmux> {
         if Command::new("tmux").arg("-V").output().is_err() {
             assert!(
