@@ -55,13 +55,26 @@ fn main() {
     if !require(&["postgres", "psql", "pgbench"]) {
         return;
     }
-    let rounds: usize = std::env::var("BENCH_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(3);
+    let rounds: usize = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3);
     let pg = backend::postgres();
     let direct_port = pg.cluster.port;
-    let conn = |port: u16| format!("host=127.0.0.1 port={port} dbname=orders user=app sslmode=require");
+    let conn =
+        |port: u16| format!("host=127.0.0.1 port={port} dbname=orders user=app sslmode=require");
     let pgbench = |port: u16, password: &str, args: &[&str]| -> String {
-        let out = Command::new("pgbench").args(args).arg(conn(port)).env("PGPASSWORD", password).output().unwrap();
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("pgbench")
+            .args(args)
+            .arg(conn(port))
+            .env("PGPASSWORD", password)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(out.status.success(), "pgbench {args:?} on {port}: {text}");
         text
     };
@@ -71,11 +84,16 @@ fn main() {
     let relay = Relay::start(direct_port);
     let bouncer = Bouncer::start(&pg);
     let dir = tempfile::tempdir().unwrap();
-    let gw = Gateway::builder(POLICY).upstream(&pg, dir.path()).start_in(dir);
+    let gw = Gateway::builder(POLICY)
+        .upstream(&pg, dir.path())
+        .start_in(dir);
     let token = gw.token("bench@example.com", &["bench"]);
     let gw_pid = gateway_pid(gw.pg_port);
 
-    let mut paths: Vec<(&str, u16, String)> = vec![("direct", direct_port, pg.app_password.clone()), ("relay", relay.port, pg.app_password.clone())];
+    let mut paths: Vec<(&str, u16, String)> = vec![
+        ("direct", direct_port, pg.app_password.clone()),
+        ("relay", relay.port, pg.app_password.clone()),
+    ];
     if let Some(b) = &bouncer {
         paths.push(("pgbouncer", b.port, pg.app_password.clone()));
     }
@@ -88,9 +106,22 @@ fn main() {
     for round in 0..rounds {
         eprintln!("round {}/{rounds}", round + 1);
         for (i, (_, port, pw)) in paths.iter().enumerate() {
-            lat[i].push(field(&pgbench(*port, pw, &["-S", "-n", "-c", "1", "-T", "5", "-M", "simple"]), "latency average = ") * 1000.0);
+            lat[i].push(
+                field(
+                    &pgbench(
+                        *port,
+                        pw,
+                        &["-S", "-n", "-c", "1", "-T", "5", "-M", "simple"],
+                    ),
+                    "latency average = ",
+                ) * 1000.0,
+            );
             let before = gw_pid.map(cpu_ticks);
-            let out = pgbench(*port, pw, &["-S", "-n", "-c", "16", "-j", "2", "-T", "5", "-M", "simple"]);
+            let out = pgbench(
+                *port,
+                pw,
+                &["-S", "-n", "-c", "16", "-j", "2", "-T", "5", "-M", "simple"],
+            );
             tps16[i].push(field(&out, "tps = "));
             if paths[i].0 == "gateway"
                 && let (Some(pid), Some(before)) = (gw_pid, before)
@@ -99,33 +130,70 @@ fn main() {
                 let txs = field(&out, "number of transactions actually processed: ");
                 cpu_per_query.push(ticks as f64 * 10_000.0 / txs); // 100 ticks/s → µs
             }
-            setup[i].push(field(&pgbench(*port, pw, &["-S", "-n", "-c", "4", "-j", "2", "-T", "5", "-C"]), "tps = "));
+            setup[i].push(field(
+                &pgbench(
+                    *port,
+                    pw,
+                    &["-S", "-n", "-c", "4", "-j", "2", "-T", "5", "-C"],
+                ),
+                "tps = ",
+            ));
         }
     }
     let direct = 0;
     let relay_i = 1;
     let gw_i = paths.len() - 1;
-    println!("\nPostgreSQL 15, pgbench scale 10, TLS on every client connection; medians of {rounds} interleaved rounds\n");
+    println!(
+        "\nPostgreSQL 15, pgbench scale 10, TLS on every client connection; medians of {rounds} interleaved rounds\n"
+    );
     println!("| path | -S c1 latency µs | -S c16 TPS | -C c4 TPS (setup) |");
     println!("|---|---|---|---|");
     for (i, (name, ..)) in paths.iter().enumerate() {
-        println!("| {name} | {:.0} | {:.0} | {:.0} |", median(&lat[i]), median(&tps16[i]), median(&setup[i]));
+        println!(
+            "| {name} | {:.0} | {:.0} | {:.0} |",
+            median(&lat[i]),
+            median(&tps16[i]),
+            median(&setup[i])
+        );
     }
     let added = |i: usize| median(&lat[i]) - median(&lat[direct]);
-    println!("\n- c1 added latency: relay {:+.0} µs, gateway {:+.0} µs (goal: gateway ≤ relay + 20 µs)", added(relay_i), added(gw_i));
-    println!("- c16 TPS: gateway / relay = {:.2} (goal ≥ 0.9); gateway / direct = {:.2}", median(&tps16[gw_i]) / median(&tps16[relay_i]), median(&tps16[gw_i]) / median(&tps16[direct]));
+    println!(
+        "\n- c1 added latency: relay {:+.0} µs, gateway {:+.0} µs (goal: gateway ≤ relay + 20 µs)",
+        added(relay_i),
+        added(gw_i)
+    );
+    println!(
+        "- c16 TPS: gateway / relay = {:.2} (goal ≥ 0.9); gateway / direct = {:.2}",
+        median(&tps16[gw_i]) / median(&tps16[relay_i]),
+        median(&tps16[gw_i]) / median(&tps16[direct])
+    );
     if bouncer.is_some() {
-        println!("- c16 TPS: gateway / pgbouncer = {:.2} (goal ≥ 1.0)", median(&tps16[gw_i]) / median(&tps16[2]));
+        println!(
+            "- c16 TPS: gateway / pgbouncer = {:.2} (goal ≥ 1.0)",
+            median(&tps16[gw_i]) / median(&tps16[2])
+        );
     }
-    println!("- session setup (-C): gateway / direct = {:.2} (goal ≥ 0.7)", median(&setup[gw_i]) / median(&setup[direct]));
+    println!(
+        "- session setup (-C): gateway / direct = {:.2} (goal ≥ 0.7)",
+        median(&setup[gw_i]) / median(&setup[direct])
+    );
     if !cpu_per_query.is_empty() {
-        println!("- gateway CPU per query at c16: {:.1} µs (goal ≤ 40 µs)", median(&cpu_per_query));
+        println!(
+            "- gateway CPU per query at c16: {:.1} µs (goal ≤ 40 µs)",
+            median(&cpu_per_query)
+        );
     }
     if let Some(pid) = gw_pid {
-        println!("- memory per idle session: {:.0} KiB (goal ≤ 256 KiB)", idle_memory(&gw, &token, pid, 100));
+        println!(
+            "- memory per idle session: {:.0} KiB (goal ≤ 256 KiB)",
+            idle_memory(&gw, &token, pid, 100)
+        );
     }
     let (masked, unmasked) = masking_cost(&gw, &token, &pg, rounds);
-    println!("- 100k PII-like rows through the gateway: {masked:.0} ms masked vs {unmasked:.0} ms with masking off for that query's columns → {:.2}× (goal ≤ 1.3×)", masked / unmasked);
+    println!(
+        "- 100k PII-like rows through the gateway: {masked:.0} ms masked vs {unmasked:.0} ms with masking off for that query's columns → {:.2}× (goal ≤ 1.3×)",
+        masked / unmasked
+    );
     drop(relay);
 }
 
@@ -146,21 +214,35 @@ fn median(xs: &[f64]) -> f64 {
 
 /// The gatewayd process listening on `port`.
 fn gateway_pid(port: u16) -> Option<u32> {
-    let out = Command::new("sh").args(["-c", &format!("ss -Htlpn 'sport = :{port}' | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2")]).output().ok()?;
+    let out = Command::new("sh")
+        .args([
+            "-c",
+            &format!("ss -Htlpn 'sport = :{port}' | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2"),
+        ])
+        .output()
+        .ok()?;
     String::from_utf8_lossy(&out.stdout).trim().parse().ok()
 }
 
 fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<u64> = after.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+    let f: Vec<u64> = after
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
     // utime and stime are fields 14 and 15; after the name, indexes 11 and 12 (state is not numeric).
     f.get(10).copied().unwrap_or(0) + f.get(11).copied().unwrap_or(0)
 }
 
 fn rss_kib(pid: u32) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// Opens `n` sessions that sit idle (psql waiting in a shell escape) and
@@ -171,7 +253,16 @@ fn idle_memory(gw: &Gateway, token: &str, pid: u32, n: usize) -> f64 {
     let children: Vec<_> = (0..n)
         .map(|_| {
             Command::new("psql")
-                .args(["-X", "-q", "-d", &gw.conninfo("orders"), "-c", "select 1", "-c", "\\! sleep 8"])
+                .args([
+                    "-X",
+                    "-q",
+                    "-d",
+                    &gw.conninfo("orders"),
+                    "-c",
+                    "select 1",
+                    "-c",
+                    "\\! sleep 8",
+                ])
                 .env("PGPASSWORD", token)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -192,7 +283,12 @@ fn idle_memory(gw: &Gateway, token: &str, pid: u32, n: usize) -> f64 {
 fn masking_cost(gw: &Gateway, token: &str, _pg: &backend::Postgres, rounds: usize) -> (f64, f64) {
     let time = |sql: &str| {
         let start = Instant::now();
-        let out = Command::new("psql").args(["-X", "-q", "-At", "-d", &gw.conninfo("orders"), "-c", sql]).env("PGPASSWORD", token).stdout(Stdio::null()).status().unwrap();
+        let out = Command::new("psql")
+            .args(["-X", "-q", "-At", "-d", &gw.conninfo("orders"), "-c", sql])
+            .env("PGPASSWORD", token)
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
         assert!(out.success());
         start.elapsed().as_secs_f64() * 1000.0
     };
@@ -219,7 +315,9 @@ impl Relay {
         let port = listener.local_addr().unwrap().port();
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
-                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else { continue };
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
                 let _ = client.set_nodelay(true);
                 let _ = server.set_nodelay(true);
                 let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
@@ -247,13 +345,19 @@ struct Bouncer {
 
 impl Bouncer {
     fn start(pg: &backend::Postgres) -> Option<Bouncer> {
-        let exe = ["/usr/sbin/pgbouncer", "/usr/bin/pgbouncer"].into_iter().find(|p| std::path::Path::new(p).exists())?;
+        let exe = ["/usr/sbin/pgbouncer", "/usr/bin/pgbouncer"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())?;
         let dir = tempfile::tempdir().unwrap();
         let (cert, key) = gw_e2e::certificate();
         std::fs::write(dir.path().join("c.pem"), cert).unwrap();
         std::fs::write(dir.path().join("k.pem"), key).unwrap();
         let port = gw_localpg::free_port().unwrap();
-        std::fs::write(dir.path().join("users.txt"), format!("\"app\" \"{}\"\n", pg.app_password)).unwrap();
+        std::fs::write(
+            dir.path().join("users.txt"),
+            format!("\"app\" \"{}\"\n", pg.app_password),
+        )
+        .unwrap();
         let ini = format!(
             "[databases]\norders = host=127.0.0.1 port={} dbname=orders\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nauth_type = scram-sha-256\nauth_file = {d}/users.txt\npool_mode = session\nmax_client_conn = 200\ndefault_pool_size = 50\nclient_tls_sslmode = require\nclient_tls_cert_file = {d}/c.pem\nclient_tls_key_file = {d}/k.pem\nserver_tls_sslmode = require\nlogfile = {d}/pgb.log\npidfile = {d}/pgb.pid\nunix_socket_dir =\n",
             pg.cluster.port,
@@ -261,20 +365,34 @@ impl Bouncer {
         );
         std::fs::write(dir.path().join("pgb.ini"), ini).unwrap();
         // PgBouncer refuses to run as root; run it as the postgres user.
-        let _ = Command::new("chown").args(["-R", "postgres"]).arg(dir.path()).status();
+        let _ = Command::new("chown")
+            .args(["-R", "postgres"])
+            .arg(dir.path())
+            .status();
         let _ = Command::new("chmod").args(["755"]).arg(dir.path()).status();
-        let child = Command::new("runuser").args(["-u", "postgres", "--", exe]).arg(dir.path().join("pgb.ini")).stdout(Stdio::null()).stderr(Stdio::null()).spawn().ok()?;
+        let child = Command::new("runuser")
+            .args(["-u", "postgres", "--", exe])
+            .arg(dir.path().join("pgb.ini"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
         let start = Instant::now();
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             if start.elapsed() > Duration::from_secs(10) {
                 let mut log = String::new();
-                let _ = std::fs::File::open(dir.path().join("pgb.log")).and_then(|mut f| f.read_to_string(&mut log));
+                let _ = std::fs::File::open(dir.path().join("pgb.log"))
+                    .and_then(|mut f| f.read_to_string(&mut log));
                 eprintln!("pgbouncer did not start: {log}");
                 return None;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Some(Bouncer { port, child, _dir: dir })
+        Some(Bouncer {
+            port,
+            child,
+            _dir: dir,
+        })
     }
 }
 

@@ -58,7 +58,9 @@ pub fn bin(name: &str) -> PathBuf {
         // Benchmarks run from target/release: measure release binaries.
         let release = dir.file_name().is_some_and(|n| n == "release");
         let status = Command::new(cargo)
-            .args(["build", "-q", "-p", "gatewayd", "-p", "replay", "-p", "gwctl"])
+            .args([
+                "build", "-q", "-p", "gatewayd", "-p", "replay", "-p", "gwctl",
+            ])
             .args(release.then_some("--release"))
             .env("CARGO_TARGET_DIR", dir.parent().expect("target root"))
             .status()

@@ -542,3 +542,50 @@ fn graceful_shutdown_ends_sessions_and_signs_their_recordings() {
     );
     assert!(text(&replay(&["cat", recs[0].to_str().unwrap()])).contains("select 1 as first"));
 }
+
+/// psycopg 3: extended protocol, prepared statements, binary results, and a
+/// pipeline whose middle statement is denied. See: issue #4.
+#[test]
+fn a_real_driver_with_prepared_statements_binary_results_and_pipelines() {
+    let Some(e) = env() else { return };
+    if !require(&["python3"]) {
+        return;
+    }
+    let have_psycopg = Command::new("python3")
+        .args(["-c", "import psycopg"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !have_psycopg {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "psycopg is required under CI=true (pip install 'psycopg[binary]')"
+        );
+        eprintln!("\n*** SKIPPED: python psycopg not installed ***\n");
+        return;
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/e2e/driver_pg.py");
+    let out = Command::new("python3")
+        .args([script, &e.gw.conninfo("orders")])
+        .env("PGPASSWORD", &e.token)
+        .output()
+        .unwrap();
+    let out = text(&out);
+    for line in [
+        "prepared 1 Ada",
+        "prepared 2 Grace",
+        "binary 1 None",
+        "text [REDACTED:email]",
+        "pipeline-first first",
+        "pipeline-error [('error', '42501', 'InsufficientPrivilege')]",
+        "after-pipeline 2",
+        "tx-denied 42501",
+        "tx-status INERROR",
+        "tx-aborted 25P02",
+        "tx-after-rollback 2",
+    ] {
+        assert!(
+            out.lines().any(|l| l == line),
+            "missing `{line}` in:\n{out}"
+        );
+    }
+}
