@@ -19,17 +19,56 @@ use gw_policy::model::DETECTORS;
 mod tests;
 
 /// A built-in detector, by the name policy files use (see [`DETECTORS`]).
+///
+/// Each variant says what it matches and what keeps false positives down.
+/// Digit-based detectors never match inside a longer numeric token: a run
+/// preceded or followed by `.`, `-`, `/` or `:` and another digit is a
+/// decimal, date, version, time or address, not a secret.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Detector {
+    /// 13–19 digits, optionally grouped with spaces or dashes, that pass
+    /// Luhn *and* carry an issuer prefix with a matching length (Visa,
+    /// Mastercard, Amex, Discover, JCB, Diners, UnionPay, Maestro). A
+    /// trailing digit group after a valid number is left alone.
     CreditCard,
+    /// `local@domain.tld` with an alphabetic TLD. Not masked: TLDs that are
+    /// file extensions (`logo@2x.png`) or private names (`.internal`,
+    /// `.local`, `.lan`...), and `user@host` without a dot. Note that a
+    /// prompt like `deploy@web1.example.com:~$` is masked.
     Email,
+    /// `AAA-GG-SSSS` with area not 000, 666 or 9xx, group not 00, serial not
+    /// 0000. Undashed nine-digit numbers are not masked (too many ids).
     UsSsn,
+    /// `+` and 8–15 digits (solid or grouped), or North American numbers
+    /// with separators (`(415) 555-2671`, `415.555.2671`, `1-800-...`).
+    /// Bare digit runs without `+` or separators are never phones.
     Phone,
+    /// Upper-case IBANs, solid or in groups of four, with the length of a
+    /// known country and a valid mod-97 checksum.
     Iban,
+    /// `AKIA`/`ASIA` and 16 upper-case letters or digits, as a whole word.
     AwsAccessKey,
+    /// 40 base64 characters after a hint (`aws_secret_access_key =`,
+    /// `"SecretAccessKey": "`), where only the 40 characters are masked;
+    /// or standalone, when the 40 characters are a whole run with at least
+    /// two upper-case letters, two lower-case letters and a digit, at most
+    /// three `/` and no leading `/` (so git SHAs and paths pass).
     AwsSecretKey,
+    /// `eyJ` + 10–1024 base64url characters, `.eyJ` (a JSON payload), then
+    /// everything in the base64url-and-dot run that follows (signature,
+    /// JWE parts). Headers longer than 1024 characters are not detected.
     Jwt,
+    /// `-----BEGIN ... PRIVATE KEY-----` (also `PGP PRIVATE KEY BLOCK`)
+    /// through the matching `END` line, however many lines; to the end of
+    /// the text if it never ends, and an error if it does not end within
+    /// [`BLOCK_CAP`](crate::BLOCK_CAP) bytes.
     PrivateKey,
+    /// Prefixed tokens, masked through the end of their alphabet run:
+    /// GitHub (`ghp_`, `gho_`, `ghu_`, `ghs_`, `ghr_`, `github_pat_`),
+    /// Slack (`xox[abprs]-`), Stripe (`sk_live_`, `rk_live_`, `sk_test_`),
+    /// GitLab (`glpat-`), Google (`AIza`), Anthropic/OpenAI (`sk-ant-`,
+    /// `sk-proj-`, `sk-svcacct-`), npm (`npm_`), Hugging Face (`hf_`),
+    /// SendGrid (`SG.x.y`). Not preceded by a word character.
     ApiToken,
 }
 

@@ -38,14 +38,34 @@
 //! does not end within [`BLOCK_CAP`] bytes, patterns that did not compile,
 //! and any use of a stream after one of those.
 //!
+//! # Streams
+//!
+//! A [`StreamMasker`] holds back at most [`Masker::window`] bytes (about
+//! 1 KiB with the built-in detectors; the longest possible match plus a
+//! little look-ahead), plus open private key blocks and tokens. Its output
+//! for any chunking equals [`Masker::mask_value`] on the whole text. For
+//! interactive streams, call [`StreamMasker::flush`] when the stream goes
+//! idle: it emits everything that can no longer start a secret, so a
+//! prompt shows at once; flushing can only mask more than whole-text
+//! masking, never less.
+//!
 //! # Limits
 //!
-//! Detection is pattern matching: it catches secrets in the shapes listed
-//! under [`Detector`], not secrets in general, and values split by
-//! anything other than chunk boundaries and CSI escape sequences (a card
-//! number printed across two table columns, or redrawn by cursor
-//! movement) are not reassembled. The `fields` rules of a mask (JSON paths)
-//! are not implemented here.
+//! - Detection is pattern matching: it catches secrets in the shapes listed
+//!   under [`Detector`], not secrets in general.
+//! - Values split by anything other than chunk boundaries and CSI escape
+//!   sequences are not reassembled: a card number across two table
+//!   columns, redrawn by cursor addressing, or interrupted by a two-byte
+//!   escape or backspaces.
+//! - Custom patterns with unbounded repetition (`\w+`) are capped at 256
+//!   extra repeats, so a longer match is masked only up to the cap. A
+//!   Unicode word boundary (`\b` in a custom pattern) makes the regex
+//!   engine fall back to a slower path on non-ASCII input.
+//! - The `fields` rules of a mask (JSON paths in HTTP and Kubernetes
+//!   bodies) are not implemented here; binary values are the data path's
+//!   to block ([`Masker::blocks_binary`]).
+//! - Compiled patterns are not cached across sessions; compiling all
+//!   detectors takes about a millisecond.
 #![forbid(unsafe_code)]
 
 mod detect;
