@@ -479,3 +479,11 @@ fn binary_blocking_follows_the_masks() {
     let m = masker(r#"mask "p" { detect "email"; binary "pass"; }"#);
     assert!(!m.blocks_binary());
 }
+
+#[test]
+fn maskers_can_move_between_tasks() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<Masker>();
+    send::<StreamMasker>();
+}
