@@ -67,9 +67,13 @@ pub(crate) enum AuditEvent<'a> {
     },
 }
 
+/// The audit log's front: serializes events on the caller's thread and
+/// hands lines to a writer thread, so a decision never waits for a disk.
+/// The writer flushes at least every 200 ms and on exit.
 pub(crate) struct AuditLog {
     gateway: String,
-    out: Mutex<Box<dyn std::io::Write + Send>>,
+    tx: Mutex<Option<std::sync::mpsc::Sender<String>>>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl AuditLog {
@@ -83,15 +87,18 @@ impl AuditLog {
             .append(true)
             .open(path)
             .with_context(|| format!("opening the audit log {}", path.display()))?;
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let writer = std::thread::Builder::new()
+            .name("audit".into())
+            .spawn(move || write_lines(file, rx))?;
         Ok(AuditLog {
             gateway: gateway.to_owned(),
-            out: Mutex::new(Box::new(file)),
+            tx: Mutex::new(Some(tx)),
+            writer: Mutex::new(Some(writer)),
         })
     }
 
-    /// Appends one event. A failing audit log is reported on the
-    /// diagnostics channel; it does not stop the gateway (the recording is
-    /// the authoritative trail of each session).
+    /// Appends one event.
     pub(crate) fn record(&self, event: &AuditEvent<'_>) {
         #[derive(Serialize)]
         struct Line<'a, 'e> {
@@ -109,9 +116,54 @@ impl AuditLog {
             return;
         };
         text.push('\n');
-        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
-        if let Err(e) = out.write_all(text.as_bytes()) {
-            tracing::error!(error = %e, "cannot write the audit log");
+        let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
+        if tx.as_ref().is_none_or(|tx| tx.send(text).is_err()) {
+            tracing::error!("the audit log writer has stopped; an audit event was lost");
+        }
+    }
+
+    /// Flushes everything recorded so far and stops the writer.
+    pub(crate) fn close(&self) {
+        self.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(w) = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = w.join();
+        }
+    }
+}
+
+impl Drop for AuditLog {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn write_lines(file: std::fs::File, rx: std::sync::mpsc::Receiver<String>) {
+    use std::sync::mpsc::RecvTimeoutError;
+    const EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+    let mut out = std::io::BufWriter::with_capacity(64 << 10, file);
+    let mut last_flush = std::time::Instant::now();
+    let mut dirty = false;
+    loop {
+        let stop = match rx.recv_timeout(EVERY) {
+            Ok(line) => {
+                dirty = true;
+                if let Err(e) = out.write_all(line.as_bytes()) {
+                    tracing::error!(error = %e, "cannot write the audit log");
+                }
+                false
+            }
+            Err(RecvTimeoutError::Timeout) => false,
+            Err(RecvTimeoutError::Disconnected) => true,
+        };
+        if dirty && (stop || last_flush.elapsed() >= EVERY) {
+            if let Err(e) = out.flush() {
+                tracing::error!(error = %e, "cannot write the audit log");
+            }
+            dirty = false;
+            last_flush = std::time::Instant::now();
+        }
+        if stop {
+            break;
         }
     }
 }

@@ -206,6 +206,7 @@ async fn serve(config: config::Config) -> anyhow::Result<()> {
         overrides: Mutex::new(Default::default()),
         cancel_keys: Mutex::new(Default::default()),
         metrics: Default::default(),
+        maskers: Mutex::new(Default::default()),
         shutdown: tokio::sync::watch::channel(false).0,
         config,
     });
@@ -255,6 +256,7 @@ async fn serve(config: config::Config) -> anyhow::Result<()> {
     {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    gw.audit.close();
     tracing::info!("stopped");
     Ok(())
 }

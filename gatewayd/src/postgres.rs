@@ -28,6 +28,7 @@ use gw_proto_postgres::login::{LoginStep, UpstreamLogin};
 use gw_proto_postgres::{
     BackendStep, CommandText, FrontendStep, Relay, RelayConfig, Startup, Verdict,
 };
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -519,6 +520,8 @@ struct Session<'a> {
     id: String,
     recorder: Option<Recorder>,
     masker: gw_mask::Masker,
+    /// Values masked since the last statement was recorded.
+    masked: std::sync::atomic::AtomicU64,
     open: Vec<Open>,
     render_rows: usize,
 }
@@ -530,8 +533,7 @@ impl<'a> Session<'a> {
         id: String,
         recorder: Option<Recorder>,
     ) -> Session<'a> {
-        let masker =
-            gw_mask::Masker::for_session(&login.loaded.policy, &login.resource, &login.principal);
+        let masker = gw.masker(&login.loaded, &login.resource, &login.principal);
         let render_rows = (login.terms.recording.result_rows as usize).min(RENDER_ROWS_CAP);
         Session {
             gw,
@@ -539,6 +541,7 @@ impl<'a> Session<'a> {
             id,
             recorder,
             masker,
+            masked: std::sync::atomic::AtomicU64::new(0),
             open: Vec::new(),
             render_rows,
         }
@@ -583,9 +586,10 @@ impl<'a> Session<'a> {
             session_tag: self.id.clone(),
             ..RelayConfig::default()
         });
-        let mut ubuf = BytesMut::with_capacity(64 << 10);
-        let mut to_up = BytesMut::with_capacity(16 << 10);
-        let mut to_client = BytesMut::with_capacity(64 << 10);
+        // Small to start: most sessions sit idle; the buffers grow with traffic.
+        let mut ubuf = BytesMut::with_capacity(8 << 10);
+        let mut to_up = BytesMut::with_capacity(1 << 10);
+        let mut to_client = BytesMut::with_capacity(8 << 10);
         let deadline = tokio::time::Instant::now() + self.login.terms.max_session;
         let sleep = tokio::time::sleep_until(deadline);
         tokio::pin!(sleep);
@@ -775,10 +779,11 @@ impl<'a> Session<'a> {
                 BackendStep::Forward(b) | BackendStep::Rewritten(b) => out.extend_from_slice(&b),
                 BackendStep::Row(step) => {
                     let masked = self.mask_row(&step)?;
-                    self.keep_row(&masked, &step);
+                    self.keep_row(masked.as_deref(), &step);
                     match masked {
-                        Some(values) => out
-                            .extend_from_slice(&step.replace(values.iter().map(|v| v.as_deref()))),
+                        Some(values) => out.extend_from_slice(&codec::data_row(
+                            values.iter().map(|v| v.as_deref()),
+                        )),
                         None => out.extend_from_slice(&step.unchanged()),
                     }
                 }
@@ -807,16 +812,16 @@ impl<'a> Session<'a> {
 
     /// Masks a DataRow. `None`: nothing to change. Values of binary-format
     /// text-like columns cannot be scanned; when a mask blocks binary they
-    /// are withheld (sent as NULL).
-    fn mask_row(
+    /// are withheld (sent as NULL). Unchanged values are borrowed, not copied.
+    fn mask_row<'r>(
         &self,
-        step: &gw_proto_postgres::relay::RowStep,
-    ) -> anyhow::Result<Option<Vec<Option<Vec<u8>>>>> {
+        step: &'r gw_proto_postgres::relay::RowStep,
+    ) -> anyhow::Result<Option<MaskedRow<'r>>> {
         if self.masker.is_noop() {
             return Ok(None);
         }
         let columns = step.columns.as_deref();
-        let mut changed = false;
+        let mut changed = 0u64;
         let mut values = Vec::with_capacity(step.row.values.len());
         for (i, v) in step.row.iter().enumerate() {
             let col = columns.and_then(|c| c.get(i));
@@ -824,29 +829,32 @@ impl<'a> Session<'a> {
                 values.push(None);
                 continue;
             };
-            let name = col.map(|c| c.name.to_string_lossy()).unwrap_or_default();
             if col.is_some_and(|c| c.format == codec::Format::Binary) {
                 if self.masker.blocks_binary() && col.is_some_and(is_textual) {
-                    changed = true;
+                    changed += 1;
                     values.push(None);
                 } else {
-                    values.push(Some(v.to_vec()));
+                    values.push(Some(Cow::Borrowed(v)));
                 }
                 continue;
             }
-            let column = (!name.is_empty()).then(|| gw_mask::ColumnRef::new(None, &name));
+            let name = col.and_then(|c| c.name.to_str()).unwrap_or("");
+            let column = (!name.is_empty()).then(|| gw_mask::ColumnRef::new(None, name));
             let masked = self
                 .masker
                 .mask_value(column, v)
                 .map_err(|e| anyhow!("masking failed, ending the session: {e}"))?;
-            if let std::borrow::Cow::Owned(m) = masked {
-                changed = true;
-                values.push(Some(m));
-            } else {
-                values.push(Some(v.to_vec()));
+            if matches!(masked, Cow::Owned(_)) {
+                changed += 1;
             }
+            values.push(Some(masked));
         }
-        Ok(changed.then_some(values))
+        if changed == 0 {
+            return Ok(None);
+        }
+        self.masked
+            .fetch_add(changed, std::sync::atomic::Ordering::Relaxed);
+        Ok(Some(values))
     }
 
     /// Errors and notices can echo values (`Key (email)=(ada@...) already
@@ -880,6 +888,8 @@ impl<'a> Session<'a> {
         if !changed {
             return Ok(msg);
         }
+        self.masked
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let fields = codec::ErrorFields(masked);
         let typed = match msg.msg {
             BackendMessage::ErrorResponse(_) => BackendMessage::ErrorResponse(fields),
@@ -901,14 +911,18 @@ impl<'a> Session<'a> {
             .mask_value(None, data)
             .map_err(|e| anyhow!("masking failed, ending the session: {e}"))?
         {
-            std::borrow::Cow::Owned(m) => Ok(Some(m)),
-            std::borrow::Cow::Borrowed(_) => Ok(None),
+            Cow::Owned(m) => {
+                self.masked
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Ok(Some(m))
+            }
+            Cow::Borrowed(_) => Ok(None),
         }
     }
 
     fn keep_row(
         &mut self,
-        masked: &Option<Vec<Option<Vec<u8>>>>,
+        masked: Option<&[Option<Cow<'_, [u8]>>]>,
         step: &gw_proto_postgres::relay::RowStep,
     ) {
         let Some(open) = self.open.first_mut() else {
@@ -967,52 +981,34 @@ impl<'a> Session<'a> {
     }
 
     async fn record(&self, open: Open) {
-        let Some(rec) = &self.recorder else { return };
-        let now = rec.elapsed();
-        let mut rendering = String::new();
-        if !open.columns.is_empty() && open.decision == gw_recording::Decision::Allow {
-            let cols: Vec<&str> = open.columns.iter().map(String::as_str).collect();
-            rendering = gw_recording::render_table(&cols, &open.rows, self.render_rows, 60);
-            if open.row_count as usize > open.rows.len() {
-                rendering.push_str(&format!(
-                    "({} rows in all; {} recorded)\n",
-                    open.row_count,
-                    open.rows.len()
-                ));
-            }
-        } else if let Some(o) = &open.outcome {
-            rendering = o.clone();
-        }
-        if open.columns.is_empty()
-            && let Some(o) = &open.outcome
-            && !rendering.contains(o.as_str())
-        {
-            rendering.push_str(o);
-        }
-        let report = self.masker.take_report();
+        let masked = self.masked.swap(0, std::sync::atomic::Ordering::Relaxed);
         self.gw
             .metrics
             .masked_values
-            .fetch_add(report.total(), std::sync::atomic::Ordering::Relaxed);
-        if !report.is_empty() {
-            let what: Vec<String> = report
-                .counts
-                .iter()
-                .map(|(label, n)| format!("{label}={n}"))
-                .collect();
+            .fetch_add(masked, std::sync::atomic::Ordering::Relaxed);
+        let Some(rec) = &self.recorder else { return };
+        let now = rec.elapsed();
+        if masked > 0 {
             rec.send(RecEvent::Marker {
                 t: now,
-                label: format!("mask:applied {}", what.join(" ")),
+                label: format!("mask:applied values={masked}"),
             })
             .await;
         }
+        // The table is rendered on the recorder's thread, off the data path.
         rec.send(RecEvent::Statement {
             t: open.started,
             text: open.text,
             decision: open.decision,
             rule: open.rule,
-            rendering,
-            rows: (open.row_count > 0 || !open.columns.is_empty()).then_some(open.row_count),
+            result: crate::recorder::QueryResult {
+                shown: open.decision == gw_recording::Decision::Allow,
+                columns: open.columns,
+                rows: open.rows,
+                row_count: open.row_count,
+                max_rows: self.render_rows,
+                outcome: open.outcome,
+            },
             duration: now.saturating_sub(open.started),
         })
         .await;
@@ -1029,6 +1025,9 @@ impl<'a> Session<'a> {
         anyhow::Error::new(v)
     }
 }
+
+/// A DataRow's values after masking; unchanged ones are borrowed.
+type MaskedRow<'r> = Vec<Option<Cow<'r, [u8]>>>;
 
 /// Counts a session as active for as long as it lives.
 struct Active<'a>(&'a crate::metrics::Metrics);

@@ -18,14 +18,57 @@ pub(crate) enum RecEvent {
         text: String,
         decision: gw_recording::Decision,
         rule: Option<String>,
-        rendering: String,
-        rows: Option<u64>,
+        result: QueryResult,
         duration: Duration,
     },
     Marker {
         t: Duration,
         label: String,
     },
+}
+
+/// What a statement returned, as the session saw it (already masked).
+pub(crate) struct QueryResult {
+    /// Whether the result table is part of the transcript (not for denials).
+    pub(crate) shown: bool,
+    pub(crate) columns: Vec<String>,
+    /// The first `max_rows` rows.
+    pub(crate) rows: Vec<Vec<String>>,
+    pub(crate) row_count: u64,
+    pub(crate) max_rows: usize,
+    /// The command tag or error, when there is one.
+    pub(crate) outcome: Option<String>,
+}
+
+impl QueryResult {
+    /// A psql-style rendering, bounded by `max_rows`.
+    fn render(&self) -> String {
+        let mut out = String::new();
+        if self.shown && !self.columns.is_empty() {
+            let cols: Vec<&str> = self.columns.iter().map(String::as_str).collect();
+            out = gw_recording::render_table(&cols, &self.rows, self.max_rows, 60);
+            if self.row_count as usize > self.rows.len() {
+                out.push_str(&format!(
+                    "({} rows in all; {} recorded)\n",
+                    self.row_count,
+                    self.rows.len()
+                ));
+            }
+        } else if let Some(o) = &self.outcome {
+            out.clone_from(o);
+        }
+        if self.columns.is_empty()
+            && let Some(o) = &self.outcome
+            && !out.contains(o.as_str())
+        {
+            out.push_str(o);
+        }
+        out
+    }
+
+    fn rows(&self) -> Option<u64> {
+        (self.row_count > 0 || !self.columns.is_empty()).then_some(self.row_count)
+    }
 }
 
 /// The sending half, held by the session.
@@ -53,7 +96,7 @@ impl Recorder {
             .create_new(true)
             .open(&path)
             .with_context(|| format!("creating {}", path.display()))?;
-        let out = std::io::BufWriter::with_capacity(64 << 10, file);
+        let out = std::io::BufWriter::with_capacity(8 << 10, file);
         let writer =
             gw_recording::Writer::new(out, header, key, gw_recording::WriterOptions::default())
                 .with_context(|| format!("starting {}", path.display()))?;
@@ -65,6 +108,9 @@ impl Recorder {
             let path = path.clone();
             std::thread::Builder::new()
                 .name("recorder".into())
+                // It only writes and compresses: a small stack keeps idle
+                // sessions cheap.
+                .stack_size(256 << 10)
                 .spawn(move || {
                     if let Err(e) = run(writer, rx, start) {
                         failed.store(true, Ordering::SeqCst);
@@ -152,15 +198,21 @@ fn write(
             text,
             decision,
             rule,
-            rendering,
-            rows,
+            result,
             duration,
         } => {
             let verdict = gw_recording::Verdict {
                 decision,
                 rule: rule.as_deref(),
             };
-            w.record_statement(t, &text, &verdict, &rendering, rows, duration)?;
+            w.record_statement(
+                t,
+                &text,
+                &verdict,
+                &result.render(),
+                result.rows(),
+                duration,
+            )?;
         }
         RecEvent::Marker { t, label } => w.marker(t, &label)?,
     }

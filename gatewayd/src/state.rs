@@ -106,6 +106,10 @@ pub(crate) struct Gateway {
     /// Gateway-issued cancel key → (upstream address, upstream pid, key).
     pub(crate) cancel_keys: Mutex<HashMap<(i32, Vec<u8>), CancelTarget>>,
     pub(crate) metrics: crate::metrics::Metrics,
+    /// Compiled maskers by (revision, resource, principal, groups): compiling
+    /// the detectors is the costliest part of opening a session, and every
+    /// session of one principal on one resource under one policy masks alike.
+    pub(crate) maskers: Mutex<HashMap<MaskerKey, gw_mask::Masker>>,
     /// Flips to `true` when the gateway is asked to stop; sessions end
     /// themselves cleanly (and finish their recordings) when they see it.
     pub(crate) shutdown: tokio::sync::watch::Sender<bool>,
@@ -118,9 +122,39 @@ pub(crate) struct CancelTarget {
     pub(crate) secret_key: Vec<u8>,
 }
 
+pub(crate) type MaskerKey = (String, String, String, Vec<String>);
+
+/// Enough for every principal of a busy gateway; past it the cache starts over.
+const MASKER_CACHE: usize = 4096;
+
 impl Gateway {
     pub(crate) fn policy(&self) -> Arc<Loaded> {
         Arc::clone(&self.policy.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The masker for a session: compiled once per key, then shared.
+    pub(crate) fn masker(
+        &self,
+        loaded: &Loaded,
+        resource: &gw_policy::Resource,
+        principal: &gw_policy::Principal,
+    ) -> gw_mask::Masker {
+        let key = (
+            loaded.revision.clone(),
+            resource.name.clone(),
+            principal.subject.clone(),
+            principal.groups.clone(),
+        );
+        let mut cache = self.maskers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(m) = cache.get(&key) {
+            return m.clone();
+        }
+        if cache.len() >= MASKER_CACHE {
+            cache.clear();
+        }
+        let m = gw_mask::Masker::for_session(&loaded.policy, resource, principal);
+        cache.insert(key, m.clone());
+        m
     }
 }
 

@@ -274,6 +274,8 @@ impl Gateway {
     }
 
     pub fn audit(&self) -> Vec<serde_json::Value> {
+        // The audit writer flushes at least every 200 ms.
+        std::thread::sleep(Duration::from_millis(500));
         let text = std::fs::read_to_string(self.state().join("audit.jsonl")).unwrap_or_default();
         text.lines()
             .filter_map(|l| serde_json::from_str(l).ok())

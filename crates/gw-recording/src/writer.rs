@@ -58,7 +58,10 @@ pub struct Writer<W: Write> {
     out: W,
     key: SigningKey,
     opts: WriterOptions,
-    compressor: zstd::bulk::Compressor<'static>,
+    /// Created on demand and dropped on every [`Writer::flush`]: a busy
+    /// session cuts frames by size and keeps its context; an idle one (the
+    /// common case for interactive sessions) holds no zstd state at all.
+    compressor: Option<zstd::bulk::Compressor<'static>>,
     /// Uncompressed lines not yet in a frame.
     pending: Vec<u8>,
     pending_events: u32,
@@ -100,9 +103,9 @@ impl<W: Write> Writer<W> {
         let mut w = Writer {
             out,
             key: key.clone(),
-            compressor: zstd::bulk::Compressor::new(opts.level)?,
+            compressor: None,
             opts,
-            pending: Vec::with_capacity(80 << 10),
+            pending: Vec::new(),
             pending_events: 0,
             pending_since: None,
             last_us: 0,
@@ -167,6 +170,11 @@ impl<W: Write> Writer<W> {
         }
         self.write_records()?;
         self.out.flush()?;
+        // Time-driven flushes mean a slow or idle session: give back the
+        // compression context and buffers until the next frame.
+        self.compressor = None;
+        self.pending = Vec::new();
+        self.compressed = Vec::new();
         Ok(())
     }
 
@@ -267,8 +275,13 @@ impl<W: Write> Writer<W> {
         self.compressed.clear();
         self.compressed
             .reserve(zstd::zstd_safe::compress_bound(self.pending.len()));
-        self.compressor
-            .compress_to_buffer(&self.pending, &mut self.compressed)?;
+        let compressor = match &mut self.compressor {
+            Some(c) => c,
+            None => self
+                .compressor
+                .insert(zstd::bulk::Compressor::new(self.opts.level)?),
+        };
+        compressor.compress_to_buffer(&self.pending, &mut self.compressed)?;
         let mut seal = Seal {
             seq: self.next_seq,
             // Frames are bounded by frame_bytes plus one event (a few MiB).
