@@ -27,6 +27,8 @@ pub(crate) struct Config {
     /// Key files; default under `state/keys/` (created on first start).
     pub(crate) recording_key: Option<PathBuf>,
     pub(crate) token_key: Option<PathBuf>,
+    /// Runtime threads for sessions (default: one per core; 1: a single thread).
+    pub(crate) worker_threads: Option<usize>,
 }
 
 impl Default for Config {
@@ -44,11 +46,12 @@ impl Default for Config {
             token_ttl: Duration::from_secs(8 * 3600),
             recording_key: None,
             token_key: None,
+            worker_threads: None,
         }
     }
 }
 
-const KNOWN: [&str; 10] = [
+const KNOWN: [&str; 11] = [
     "gateway-id",
     "listen",
     "tls",
@@ -58,6 +61,7 @@ const KNOWN: [&str; 10] = [
     "demo",
     "token-ttl",
     "keys",
+    "worker-threads",
     "description",
 ];
 
@@ -147,6 +151,16 @@ pub(crate) fn parse(src: &Source) -> Result<Config, Vec<Diagnostic>> {
                 c.recording_key = prop("recording").map(PathBuf::from);
                 c.token_key = prop("token").map(PathBuf::from);
             }
+            "worker-threads" => match node
+                .entries()
+                .first()
+                .and_then(|e| e.value().as_integer())
+                .and_then(|n| usize::try_from(n).ok())
+                .filter(|n| *n > 0)
+            {
+                Some(n) => c.worker_threads = Some(n),
+                None => bad("`worker-threads` needs a positive number".into()),
+            },
             "description" => {}
             other => bad(format!(
                 "unknown setting `{other}`; known: {}",

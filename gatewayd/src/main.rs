@@ -177,9 +177,26 @@ fn single(key: &gw_keys::SigningKey) -> gw_keys::TrustedKeys {
 }
 
 fn run(config: config::Config) -> anyhow::Result<std::process::ExitCode> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    // `worker-threads 1` (or GATEWAYD_WORKER_THREADS=1) runs every session on
+    // one thread: no cross-thread wake-ups, which on small VMs costs less
+    // CPU per query than a multi-threaded scheduler (see BENCHMARKS.md).
+    let workers = config.worker_threads.or_else(|| {
+        std::env::var("GATEWAYD_WORKER_THREADS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+    });
+    let runtime = match workers {
+        Some(1) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?,
+        Some(n) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n.max(1))
+            .enable_all()
+            .build()?,
+        None => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?,
+    };
     runtime.block_on(serve(config))?;
     Ok(std::process::ExitCode::SUCCESS)
 }
@@ -206,6 +223,7 @@ async fn serve(config: config::Config) -> anyhow::Result<()> {
         overrides: Mutex::new(Default::default()),
         cancel_keys: Mutex::new(Default::default()),
         metrics: Default::default(),
+        recorders: recorder::Recorders::start()?,
         maskers: Mutex::new(Default::default()),
         shutdown: tokio::sync::watch::channel(false).0,
         config,

@@ -499,7 +499,8 @@ fn start_recorder(
     };
     let mut header = gw_recording::Header::new(120, 40, meta);
     header.command = Some(format!("psql {}", login.resource.name));
-    Recorder::start(&gw.config.recordings, &header, &gw.recording_key)
+    gw.recorders
+        .open(&gw.config.recordings, &header, &gw.recording_key)
 }
 
 /// The statement being recorded: from its decision to its completion.

@@ -1,15 +1,19 @@
-//! The per-session recorder: a thread that owns the session's recording
-//! file and the synchronous `gw_recording::Writer`, fed through a bounded
-//! channel. The data path never does file I/O or compression itself; it
-//! only sends events. The thread flushes at least once a second, so a killed
-//! gateway loses at most the last second of a session.
+//! Session recordings. Each session's recorder owns its file and the
+//! synchronous `gw_recording::Writer`; the data path only appends events to
+//! the session's queue, which never wakes another thread. One shared
+//! recorder thread drains every queue every 100 ms, renders results,
+//! compresses and writes, and cuts a frame at least once a second, so a
+//! killed gateway loses at most the last second of a session. A session
+//! whose queue grows past a bound writes it out itself (back-pressure,
+//! never loss).
 
 use anyhow::Context as _;
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
+
+type FileWriter = gw_recording::Writer<std::io::BufWriter<std::fs::File>>;
 
 /// One thing to record, timed relative to the session start.
 pub(crate) enum RecEvent {
@@ -71,20 +75,97 @@ impl QueryResult {
     }
 }
 
-/// The sending half, held by the session.
-pub(crate) struct Recorder {
-    tx: Option<SyncSender<RecEvent>>,
+/// Past this many queued events the session writes them itself.
+const HIGH_WATER: usize = 4096;
+const TICK: Duration = Duration::from_millis(100);
+
+/// One session's recording: its queue, and its writer until finished.
+struct State {
+    queue: Mutex<Vec<RecEvent>>,
+    writer: Mutex<Option<FileWriter>>,
+    failed: AtomicBool,
     start: Instant,
-    failed: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    path: String,
 }
 
-const QUEUE: usize = 4096;
+impl State {
+    /// Writes out what is queued; flushes a frame when one is due.
+    fn drain(&self) {
+        let events = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(w) = guard.as_mut() else { return };
+        let result = events
+            .into_iter()
+            .try_for_each(|ev| write(w, ev))
+            .and_then(|()| {
+                if w.flush_due(self.start.elapsed()) {
+                    w.flush()?;
+                }
+                Ok(())
+            });
+        if let Err(e) = result {
+            self.fail(&e);
+            *guard = None;
+        }
+    }
 
-impl Recorder {
-    /// Creates the recording file and starts its thread. Fails when the file
-    /// cannot be created: the caller applies the policy's `on-failure`.
-    pub(crate) fn start(
+    /// Drains, then signs the trailer and syncs the file.
+    fn finish(&self) {
+        self.drain();
+        let Some(w) = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+            return;
+        };
+        let result = w
+            .finish(self.start.elapsed())
+            .map_err(anyhow::Error::from)
+            .and_then(|mut out| {
+                std::io::Write::flush(&mut out)?;
+                out.get_ref().sync_data()?;
+                Ok(())
+            });
+        if let Err(e) = result {
+            self.fail(&e);
+        }
+    }
+
+    fn fail(&self, e: &anyhow::Error) {
+        self.failed.store(true, Ordering::SeqCst);
+        tracing::error!(recording = %self.path, error = %format!("{e:#}"), "recording failed");
+    }
+}
+
+/// The shared recorder thread and the sessions it serves.
+pub(crate) struct Recorders {
+    sessions: Arc<Mutex<Vec<Weak<State>>>>,
+}
+
+impl Recorders {
+    pub(crate) fn start() -> anyhow::Result<Recorders> {
+        let sessions: Arc<Mutex<Vec<Weak<State>>>> = Arc::default();
+        let shared = Arc::clone(&sessions);
+        std::thread::Builder::new()
+            .name("recorder".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(TICK);
+                    let live: Vec<Arc<State>> = {
+                        let mut list = shared.lock().unwrap_or_else(|e| e.into_inner());
+                        list.retain(|w| w.strong_count() > 0);
+                        list.iter().filter_map(Weak::upgrade).collect()
+                    };
+                    for s in live {
+                        s.drain();
+                    }
+                }
+            })
+            .context("starting the recorder thread")?;
+        Ok(Recorders { sessions })
+    }
+
+    /// Creates a session's recording file. Fails when the file cannot be
+    /// created: the caller applies the policy's `on-failure`.
+    pub(crate) fn open(
+        &self,
         dir: &Path,
         header: &gw_recording::Header,
         key: &gw_recording::SigningKey,
@@ -100,98 +181,75 @@ impl Recorder {
         let writer =
             gw_recording::Writer::new(out, header, key, gw_recording::WriterOptions::default())
                 .with_context(|| format!("starting {}", path.display()))?;
-        let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
-        let failed = Arc::new(AtomicBool::new(false));
-        let start = Instant::now();
-        let thread = {
-            let failed = Arc::clone(&failed);
-            let path = path.clone();
-            std::thread::Builder::new()
-                .name("recorder".into())
-                // It only writes and compresses: a small stack keeps idle
-                // sessions cheap.
-                .stack_size(256 << 10)
-                .spawn(move || {
-                    if let Err(e) = run(writer, rx, start) {
-                        failed.store(true, Ordering::SeqCst);
-                        tracing::error!(recording = %path.display(), error = %e, "recording failed");
-                    }
-                })
-                .context("starting the recorder thread")?
-        };
-        Ok(Recorder {
-            tx: Some(tx),
-            start,
-            failed,
-            thread: Some(thread),
-        })
+        let state = Arc::new(State {
+            queue: Mutex::new(Vec::new()),
+            writer: Mutex::new(Some(writer)),
+            failed: AtomicBool::new(false),
+            start: Instant::now(),
+            path: path.display().to_string(),
+        });
+        self.sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::downgrade(&state));
+        Ok(Recorder { state: Some(state) })
     }
+}
 
+/// A session's handle on its recording.
+pub(crate) struct Recorder {
+    state: Option<Arc<State>>,
+}
+
+impl Recorder {
     /// Time since the session started, for event stamps.
     pub(crate) fn elapsed(&self) -> Duration {
-        self.start.elapsed()
+        self.state
+            .as_ref()
+            .map_or(Duration::ZERO, |s| s.start.elapsed())
     }
 
     /// Whether the recording has failed (the file could not be written).
     pub(crate) fn failed(&self) -> bool {
-        self.failed.load(Ordering::SeqCst)
+        self.state
+            .as_ref()
+            .is_none_or(|s| s.failed.load(Ordering::SeqCst))
     }
 
-    /// Queues an event. When the queue is full the session waits for the
-    /// recorder (back-pressure) rather than lose an event.
+    /// Queues an event; past the high-water mark, writes the queue out on a
+    /// blocking thread before returning.
     pub(crate) async fn send(&self, ev: RecEvent) {
-        let Some(tx) = &self.tx else { return };
-        match tx.try_send(ev) {
-            Ok(()) => {}
-            Err(TrySendError::Full(ev)) => {
-                let tx = tx.clone();
-                let _ = tokio::task::spawn_blocking(move || tx.send(ev).is_ok()).await;
-            }
-            Err(TrySendError::Disconnected(_)) => self.failed.store(true, Ordering::SeqCst),
+        let Some(state) = &self.state else { return };
+        let len = {
+            let mut q = state.queue.lock().unwrap_or_else(|e| e.into_inner());
+            q.push(ev);
+            q.len()
+        };
+        if len >= HIGH_WATER {
+            let state = Arc::clone(state);
+            let _ = tokio::task::spawn_blocking(move || state.drain()).await;
         }
     }
 
-    /// Closes the recording: signs the trailer and waits for the file.
+    /// Closes the recording: writes what is queued, signs the trailer.
     pub(crate) async fn finish(mut self) {
-        self.tx = None;
-        if let Some(thread) = self.thread.take() {
-            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        if let Some(state) = self.state.take() {
+            let _ = tokio::task::spawn_blocking(move || state.finish()).await;
         }
     }
 }
 
 impl Drop for Recorder {
     fn drop(&mut self) {
-        // Dropping the sender ends the thread, which still signs the trailer.
-        self.tx = None;
+        // A session dropped without `finish` (a panic, a cancelled task)
+        // still gets its trailer.
+        if let Some(state) = self.state.take() {
+            std::thread::spawn(move || state.finish());
+        }
     }
 }
 
-fn run(
-    mut w: gw_recording::Writer<std::io::BufWriter<std::fs::File>>,
-    rx: Receiver<RecEvent>,
-    start: Instant,
-) -> anyhow::Result<()> {
-    loop {
-        match rx.recv_timeout(Duration::from_millis(250)) {
-            Ok(ev) => write(&mut w, ev)?,
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break,
-        }
-        if w.flush_due(start.elapsed()) {
-            w.flush()?;
-        }
-    }
-    let mut out = w.finish(start.elapsed())?;
-    std::io::Write::flush(&mut out)?;
-    out.get_ref().sync_data()?;
-    Ok(())
-}
-
-fn write(
-    w: &mut gw_recording::Writer<std::io::BufWriter<std::fs::File>>,
-    ev: RecEvent,
-) -> anyhow::Result<()> {
+fn write(w: &mut FileWriter, ev: RecEvent) -> anyhow::Result<()> {
     match ev {
         RecEvent::Statement {
             t,

@@ -106,6 +106,7 @@ pub(crate) struct Gateway {
     /// Gateway-issued cancel key → (upstream address, upstream pid, key).
     pub(crate) cancel_keys: Mutex<HashMap<(i32, Vec<u8>), CancelTarget>>,
     pub(crate) metrics: crate::metrics::Metrics,
+    pub(crate) recorders: crate::recorder::Recorders,
     /// Compiled maskers by (revision, resource, principal, groups): compiling
     /// the detectors is the costliest part of opening a session, and every
     /// session of one principal on one resource under one policy masks alike.

@@ -84,9 +84,12 @@ fn main() {
     let relay = Relay::start(direct_port);
     let bouncer = Bouncer::start(&pg);
     let dir = tempfile::tempdir().unwrap();
-    let gw = Gateway::builder(POLICY)
-        .upstream(&pg, dir.path())
-        .start_in(dir);
+    let mut builder = Gateway::builder(POLICY).upstream(&pg, dir.path());
+    if let Ok(w) = std::env::var("GATEWAYD_WORKER_THREADS") {
+        builder = builder.env("GATEWAYD_WORKER_THREADS", &w);
+        eprintln!("gateway runtime: {w} worker thread(s)");
+    }
+    let gw = builder.start_in(dir);
     let token = gw.token("bench@example.com", &["bench"]);
     let gw_pid = gateway_pid(gw.pg_port);
 

@@ -164,6 +164,12 @@ impl GatewayBuilder {
         self
     }
 
+    /// An environment variable for the gateway process.
+    pub fn env(mut self, key: &str, value: &str) -> GatewayBuilder {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
     pub fn start(self) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
         self.start_in(dir)
