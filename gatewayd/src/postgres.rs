@@ -343,11 +343,13 @@ async fn connect_upstream(
         .map_err(|_| anyhow!("connecting to {address} timed out"))?
         .with_context(|| format!("connecting to {address}"))?;
     let _ = tcp.set_nodelay(true);
-    let mut up: Box<dyn Io> = crate::upstream_tls::wrap(tcp, r).await?;
+    let (mut up, encrypted) = crate::upstream_tls::wrap(tcp, r).await?;
     let database = r.database.clone().unwrap_or_else(|| r.name.clone());
     let app = format!("gatewayd ({})", login.principal.subject);
-    let (mut lg, startup) =
-        UpstreamLogin::new(&user, &database, &password, &[("application_name", &app)]);
+    let (lg, startup) = UpstreamLogin::new(&user, &database, &password, &[("application_name", &app)]);
+    // MD5 and cleartext logins are accepted only inside TLS, where neither the
+    // challenge-response nor the password crosses the network in the clear.
+    let mut lg = lg.allow_weak_methods(encrypted);
     up.write_all(&startup).await?;
     let mut buf = BytesMut::with_capacity(4096);
     let ready = loop {

@@ -12,13 +12,11 @@ use std::sync::Arc;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-pub(crate) async fn wrap(
-    mut tcp: TcpStream,
-    r: &gw_policy::Resource,
-) -> anyhow::Result<Box<dyn crate::postgres::Io>> {
+/// The upstream stream, and whether it is encrypted.
+pub(crate) async fn wrap(mut tcp: TcpStream, r: &gw_policy::Resource) -> anyhow::Result<(Box<dyn crate::postgres::Io>, bool)> {
     let mode = r.tls.as_ref().map_or(TlsMode::VerifyFull, |t| t.mode);
     if mode == TlsMode::Disable {
-        return Ok(Box::new(tcp));
+        return Ok((Box::new(tcp), false));
     }
     tcp.write_all(&gw_proto_postgres::codec::ssl_request())
         .await?;
@@ -28,7 +26,7 @@ pub(crate) async fn wrap(
         .context("reading the server's answer to SSLRequest")?;
     match (answer[0], mode) {
         (b'S', _) => {}
-        (b'N', TlsMode::Prefer) => return Ok(Box::new(tcp)),
+        (b'N', TlsMode::Prefer) => return Ok((Box::new(tcp), false)),
         (b'N', _) => {
             return Err(anyhow!(
                 "the server does not offer TLS, and resource \"{}\" requires it",
@@ -49,7 +47,7 @@ pub(crate) async fn wrap(
         .connect(name, tcp)
         .await
         .context("TLS handshake with the server")?;
-    Ok(Box::new(stream))
+    Ok((Box::new(stream), true))
 }
 
 fn host_of(address: &str) -> String {
