@@ -346,7 +346,8 @@ async fn connect_upstream(
     let (mut up, encrypted) = crate::upstream_tls::wrap(tcp, r).await?;
     let database = r.database.clone().unwrap_or_else(|| r.name.clone());
     let app = format!("gatewayd ({})", login.principal.subject);
-    let (lg, startup) = UpstreamLogin::new(&user, &database, &password, &[("application_name", &app)]);
+    let (lg, startup) =
+        UpstreamLogin::new(&user, &database, &password, &[("application_name", &app)]);
     // MD5 and cleartext logins are accepted only inside TLS, where neither the
     // challenge-response nor the password crosses the network in the clear.
     let mut lg = lg.allow_weak_methods(encrypted);

@@ -13,7 +13,10 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
 /// The upstream stream, and whether it is encrypted.
-pub(crate) async fn wrap(mut tcp: TcpStream, r: &gw_policy::Resource) -> anyhow::Result<(Box<dyn crate::postgres::Io>, bool)> {
+pub(crate) async fn wrap(
+    mut tcp: TcpStream,
+    r: &gw_policy::Resource,
+) -> anyhow::Result<(Box<dyn crate::postgres::Io>, bool)> {
     let mode = r.tls.as_ref().map_or(TlsMode::VerifyFull, |t| t.mode);
     if mode == TlsMode::Disable {
         return Ok((Box::new(tcp), false));

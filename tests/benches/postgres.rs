@@ -197,7 +197,6 @@ fn main() {
         "- 100k PII-like rows through the gateway: {masked:.0} ms masked vs {unmasked:.0} ms with masking off for that query's columns → {:.2}× (goal ≤ 1.3×)",
         masked / unmasked
     );
-    drop(relay);
 }
 
 fn field(out: &str, prefix: &str) -> f64 {

@@ -279,6 +279,23 @@ impl Gateway {
             .unwrap()
     }
 
+    /// Runs psql with `args`, feeding `stdin` to it (a script for `-f -`, or
+    /// the data of `\copy ... from stdin`).
+    pub fn psql_stdin(&self, database: &str, token: &str, args: &[&str], stdin: &[u8]) -> Output {
+        use std::io::Write as _;
+        let mut child = Command::new("psql")
+            .args(["-X", "--no-psqlrc", "-d", &self.conninfo(database)])
+            .args(args)
+            .env("PGPASSWORD", token)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        child.wait_with_output().unwrap()
+    }
+
     pub fn audit(&self) -> Vec<serde_json::Value> {
         // The audit writer flushes at least every 200 ms.
         std::thread::sleep(Duration::from_millis(500));

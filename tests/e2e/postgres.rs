@@ -154,29 +154,10 @@ drop table customers;
 delete from customers where id = 2;
 select count(*) as one_left from customers;
 ";
-    let mut child = Command::new("psql")
-        .args([
-            "-X",
-            "--no-psqlrc",
-            "-d",
-            &e.gw.conninfo("orders"),
-            "-f",
-            "-",
-        ])
-        .env("PGPASSWORD", &e.token)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write as _;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    let out = text(&child.wait_with_output().unwrap());
+    let out = text(
+        &e.gw
+            .psql_stdin("orders", &e.token, &["-f", "-"], script.as_bytes()),
+    );
     let denials = out
         .matches("ERROR:  42501: permission denied by gateway policy")
         .count();
@@ -228,29 +209,12 @@ fn copy_out_is_masked_and_copy_in_works() {
         !out.contains("4111") && !out.contains("grace@example.com"),
         "{out}"
     );
-    let mut child = Command::new("psql")
-        .args([
-            "-X",
-            "--no-psqlrc",
-            "-d",
-            &e.gw.conninfo("orders"),
-            "-c",
-            "\\copy audit_trail (what) from stdin",
-        ])
-        .env("PGPASSWORD", &e.token)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write as _;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"copied one\ncopied two\n\\.\n")
-        .unwrap();
-    let copied = text(&child.wait_with_output().unwrap());
+    let copied = text(&e.gw.psql_stdin(
+        "orders",
+        &e.token,
+        &["-c", "\\copy audit_trail (what) from stdin"],
+        b"copied one\ncopied two\n\\.\n",
+    ));
     assert!(copied.contains("COPY 2"), "{copied}");
     let n = text(&e.gw.psql(
         "orders",

@@ -195,21 +195,41 @@ fn compare_access(out: &mut Vec<Change>, who: &str, resource: &str, b: &Access, 
             ),
         );
     }
-    for e in a.extras.iter().filter(|e| !b.extras.contains(e)) {
-        push(
-            out,
-            Area::Access,
-            Direction::Loosened,
-            format!("{who} may now use {} on \"{resource}\"", e.name()),
-        );
+    let names = |x: &Access| {
+        x.extras
+            .iter()
+            .map(|e| e.name().to_owned())
+            .collect::<Vec<_>>()
+    };
+    compare_sets(
+        out,
+        Area::Access,
+        (&names(b), &names(a)),
+        (Direction::Loosened, &|e| {
+            format!("{who} may now use {e} on \"{resource}\"")
+        }),
+        (Direction::Tightened, &|e| {
+            format!("{who} may no longer use {e} on \"{resource}\"")
+        }),
+    );
+}
+
+/// Reports what `after` has that `before` lacks (`gained`) and the reverse
+/// (`lost`), each with its direction and wording.
+type Phrase<'a> = (Direction, &'a dyn Fn(&str) -> String);
+
+fn compare_sets(
+    out: &mut Vec<Change>,
+    area: Area,
+    (before, after): (&[String], &[String]),
+    gained: Phrase<'_>,
+    lost: Phrase<'_>,
+) {
+    for item in after.iter().filter(|i| !before.contains(i)) {
+        push(out, area, gained.0, gained.1(item));
     }
-    for e in b.extras.iter().filter(|e| !a.extras.contains(e)) {
-        push(
-            out,
-            Area::Access,
-            Direction::Tightened,
-            format!("{who} may no longer use {} on \"{resource}\"", e.name()),
-        );
+    for item in before.iter().filter(|i| !after.contains(i)) {
+        push(out, area, lost.0, lost.1(item));
     }
 }
 
@@ -314,28 +334,17 @@ fn compare_guard(out: &mut Vec<Change>, o: &Guard, g: &Guard) {
             );
         }
     }
-    for who in subjects(&g.except)
-        .into_iter()
-        .filter(|s| !subjects(&o.except).contains(s))
-    {
-        push(
-            out,
-            Area::Guards,
-            Direction::Loosened,
-            format!("guard \"{}\" no longer applies to {who}", g.name),
-        );
-    }
-    for who in subjects(&o.except)
-        .into_iter()
-        .filter(|s| !subjects(&g.except).contains(s))
-    {
-        push(
-            out,
-            Area::Guards,
-            Direction::Tightened,
-            format!("guard \"{}\" now applies to {who} again", g.name),
-        );
-    }
+    compare_sets(
+        out,
+        Area::Guards,
+        (&subjects(&o.except), &subjects(&g.except)),
+        (Direction::Loosened, &|who| {
+            format!("guard \"{}\" no longer applies to {who}", g.name)
+        }),
+        (Direction::Tightened, &|who| {
+            format!("guard \"{}\" now applies to {who} again", g.name)
+        }),
+    );
     if o.matchers != g.matchers
         || o.resources != g.resources
         || o.protocols != g.protocols
@@ -452,33 +461,28 @@ fn masks(old: &Policy, new: &Policy, out: &mut Vec<Change>) {
             continue;
         };
         let (was, now) = (mask_items(o), mask_items(m));
-        for item in was.iter().filter(|i| !now.contains(i)) {
-            push(
-                out,
-                Area::Masks,
-                Direction::Loosened,
-                format!("mask \"{}\" no longer masks {item}", m.name),
-            );
-        }
-        for item in now.iter().filter(|i| !was.contains(i)) {
-            push(
-                out,
-                Area::Masks,
-                Direction::Tightened,
-                format!("mask \"{}\" now masks {item}", m.name),
-            );
-        }
-        for who in subjects(&m.except)
-            .into_iter()
-            .filter(|s| !subjects(&o.except).contains(s))
-        {
-            push(
-                out,
-                Area::Masks,
-                Direction::Loosened,
-                format!("mask \"{}\" no longer applies to {who}", m.name),
-            );
-        }
+        compare_sets(
+            out,
+            Area::Masks,
+            (&was, &now),
+            (Direction::Tightened, &|item| {
+                format!("mask \"{}\" now masks {item}", m.name)
+            }),
+            (Direction::Loosened, &|item| {
+                format!("mask \"{}\" no longer masks {item}", m.name)
+            }),
+        );
+        compare_sets(
+            out,
+            Area::Masks,
+            (&subjects(&o.except), &subjects(&m.except)),
+            (Direction::Loosened, &|who| {
+                format!("mask \"{}\" no longer applies to {who}", m.name)
+            }),
+            (Direction::Tightened, &|who| {
+                format!("mask \"{}\" applies to {who} again", m.name)
+            }),
+        );
         if o.resources != m.resources {
             push(
                 out,
