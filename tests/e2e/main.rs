@@ -2,4 +2,5 @@
 //! Run with `cargo test -p gw-e2e`.
 #![allow(clippy::print_stderr)]
 
+mod images;
 mod postgres;
