@@ -23,7 +23,7 @@ use crate::recorder::{RecEvent, Recorder};
 use crate::state::{CancelTarget, Gateway};
 use anyhow::{Context as _, anyhow};
 use bytes::{Bytes, BytesMut};
-use gw_proto_postgres::codec::{self, BackendMessage, Column, FrontendMessage, TransactionStatus};
+use gw_proto_postgres::codec::{self, BackendMessage, Column, FrontendMessage};
 use gw_proto_postgres::login::{LoginStep, UpstreamLogin};
 use gw_proto_postgres::{
     BackendStep, CommandText, FrontendStep, Relay, RelayConfig, Startup, Verdict,
@@ -973,12 +973,11 @@ impl<'a> Session<'a> {
                     open.outcome = Some(format!("ERROR:  {m}"));
                 }
             }
-            BackendMessage::ReadyForQuery(status) => {
+            BackendMessage::ReadyForQuery(_) => {
                 let opens = std::mem::take(&mut self.open);
                 for open in opens {
                     self.record(open).await;
                 }
-                let _ = status == &TransactionStatus::Idle;
             }
             _ => {}
         }
