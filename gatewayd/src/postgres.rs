@@ -97,9 +97,16 @@ async fn connection(
                 return Err(anyhow!("client sent data after SSLRequest"));
             }
             stream.write_all(b"S").await?;
-            tls.accept(stream).await.context("TLS handshake")?
+            tls.accept(Replay::new(BytesMut::new(), stream))
+                .await
+                .context("TLS handshake")?
         }
-        Startup::DirectTls => tls.accept(stream).await.context("TLS handshake (direct)")?,
+        // Direct TLS (PostgreSQL 17 clients): the ClientHello bytes already
+        // read while sniffing the startup packet go to the handshake first.
+        Startup::DirectTls => tls
+            .accept(Replay::new(std::mem::take(&mut buf), stream))
+            .await
+            .context("TLS handshake (direct)")?,
         Startup::Cancel {
             process_id,
             secret_key,
@@ -1026,6 +1033,57 @@ impl<'a> Session<'a> {
             reason: &v.to_string(),
         });
         anyhow::Error::new(v)
+    }
+}
+
+/// A stream that first yields bytes already read from it, then reads on.
+struct Replay<S> {
+    buffered: BytesMut,
+    inner: S,
+}
+
+impl<S> Replay<S> {
+    fn new(buffered: BytesMut, inner: S) -> Replay<S> {
+        Replay { buffered, inner }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Replay<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        out: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if !self.buffered.is_empty() {
+            let n = self.buffered.len().min(out.remaining());
+            out.put_slice(&self.buffered.split_to(n));
+            return std::task::Poll::Ready(Ok(()));
+        }
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, out)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Replay<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, data)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 

@@ -46,3 +46,7 @@ with psycopg.connect(conninfo, autocommit=True) as conn:
         print("tx-aborted", e.sqlstate)
     conn.rollback()
     print("tx-after-rollback", conn.execute("select count(*) from customers").fetchone()[0])
+
+# PostgreSQL 17-style direct TLS (no SSLRequest; ALPN "postgresql").
+with psycopg.connect(conninfo + " sslnegotiation=direct") as direct:
+    print("direct-tls", direct.execute("select 1").fetchone()[0], direct.info.pgconn.ssl_in_use)

@@ -546,6 +546,7 @@ fn a_real_driver_with_prepared_statements_binary_results_and_pipelines() {
         "tx-status INERROR",
         "tx-aborted 25P02",
         "tx-after-rollback 2",
+        "direct-tls 1 True",
     ] {
         assert!(
             out.lines().any(|l| l == line),
