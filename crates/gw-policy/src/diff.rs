@@ -71,6 +71,22 @@ pub fn diff(old: &Policy, new: &Policy) -> Vec<Change> {
     out
 }
 
+fn tightened_if(cond: bool) -> Direction {
+    if cond {
+        Direction::Tightened
+    } else {
+        Direction::Loosened
+    }
+}
+
+fn loosened_if(cond: bool) -> Direction {
+    if cond {
+        Direction::Loosened
+    } else {
+        Direction::Tightened
+    }
+}
+
 fn push(out: &mut Vec<Change>, area: Area, direction: Direction, text: String) {
     out.push(Change {
         area,
@@ -179,11 +195,7 @@ fn compare_access(out: &mut Vec<Change>, who: &str, resource: &str, b: &Access, 
         );
     }
     if a.max_session != b.max_session {
-        let dir = if a.max_session > b.max_session {
-            Direction::Loosened
-        } else {
-            Direction::Tightened
-        };
+        let dir = loosened_if(a.max_session > b.max_session);
         push(
             out,
             Area::Access,
@@ -242,11 +254,7 @@ fn guards(old: &Policy, new: &Policy, out: &mut Vec<Change>) {
     for g in &new.guards {
         match old.guards.iter().find(|o| o.name == g.name) {
             None => {
-                let dir = if g.action > Action::Allow {
-                    Direction::Tightened
-                } else {
-                    Direction::Loosened
-                };
+                let dir = tightened_if(g.action > Action::Allow);
                 push(
                     out,
                     Area::Guards,
@@ -267,11 +275,7 @@ fn guards(old: &Policy, new: &Policy, out: &mut Vec<Change>) {
         .iter()
         .filter(|o| !new.guards.iter().any(|g| g.name == o.name))
     {
-        let dir = if o.action > Action::Allow {
-            Direction::Loosened
-        } else {
-            Direction::Tightened
-        };
+        let dir = loosened_if(o.action > Action::Allow);
         push(
             out,
             Area::Guards,
@@ -288,11 +292,7 @@ fn guards(old: &Policy, new: &Policy, out: &mut Vec<Change>) {
 
 fn compare_guard(out: &mut Vec<Change>, o: &Guard, g: &Guard) {
     if o.action != g.action {
-        let dir = if g.action > o.action {
-            Direction::Tightened
-        } else {
-            Direction::Loosened
-        };
+        let dir = tightened_if(g.action > o.action);
         push(
             out,
             Area::Guards,
@@ -307,11 +307,7 @@ fn compare_guard(out: &mut Vec<Change>, o: &Guard, g: &Guard) {
     }
     if let (Some(a), Some(b)) = (&o.approval, &g.approval) {
         if b.quorum != a.quorum {
-            let dir = if b.quorum > a.quorum {
-                Direction::Tightened
-            } else {
-                Direction::Loosened
-            };
+            let dir = tightened_if(b.quorum > a.quorum);
             push(
                 out,
                 Area::Guards,
@@ -562,11 +558,7 @@ fn compare_resource(out: &mut Vec<Change>, o: &Resource, r: &Resource) {
     let tls = |x: &Resource| x.tls.as_ref().map(|t| t.mode);
     if tls(o) != tls(r) {
         let rank = |m: Option<crate::model::TlsMode>| m.map_or(3, |m| m as u8);
-        let dir = if rank(tls(r)) < rank(tls(o)) {
-            Direction::Loosened
-        } else {
-            Direction::Tightened
-        };
+        let dir = loosened_if(rank(tls(r)) < rank(tls(o)));
         push(
             out,
             Area::Resources,
@@ -619,11 +611,7 @@ fn compare_resource(out: &mut Vec<Change>, o: &Resource, r: &Resource) {
 fn settings(old: &Policy, new: &Policy, out: &mut Vec<Change>) {
     let (a, b) = (&old.settings, &new.settings);
     if a.command != b.command {
-        let dir = if b.command > a.command {
-            Direction::Tightened
-        } else {
-            Direction::Loosened
-        };
+        let dir = tightened_if(b.command > a.command);
         push(
             out,
             Area::Settings,
@@ -640,11 +628,7 @@ fn settings(old: &Policy, new: &Policy, out: &mut Vec<Change>) {
             Unparsed::Strictest => "the strictest guard".to_owned(),
             Unparsed::Action(a, _) => a.name().to_owned(),
         };
-        let dir = if b.unparsed == Unparsed::Strictest {
-            Direction::Tightened
-        } else {
-            Direction::Loosened
-        };
+        let dir = tightened_if(b.unparsed == Unparsed::Strictest);
         push(
             out,
             Area::Settings,
@@ -657,11 +641,7 @@ fn settings(old: &Policy, new: &Policy, out: &mut Vec<Change>) {
         );
     }
     if a.max_session != b.max_session {
-        let dir = if b.max_session > a.max_session {
-            Direction::Loosened
-        } else {
-            Direction::Tightened
-        };
+        let dir = loosened_if(b.max_session > a.max_session);
         push(
             out,
             Area::Settings,
@@ -676,11 +656,7 @@ fn settings(old: &Policy, new: &Policy, out: &mut Vec<Change>) {
     for r in &new.resources {
         let (x, y) = (old.recording_terms(r), new.recording_terms(r));
         if old.resource(&r.name).is_some() && x.on_failure != y.on_failure {
-            let dir = if y.on_failure < x.on_failure {
-                Direction::Loosened
-            } else {
-                Direction::Tightened
-            };
+            let dir = loosened_if(y.on_failure < x.on_failure);
             push(
                 out,
                 Area::Settings,
