@@ -170,6 +170,12 @@ fn write_lines(file: std::fs::File, rx: std::sync::mpsc::Receiver<String>) {
     }
 }
 
+/// Seconds since the Unix epoch: the `now` every policy and token decision takes.
+pub(crate) fn unix_now() -> u64 {
+    now_us() / 1_000_000
+}
+
+/// Microseconds since the Unix epoch. The gateway's one clock.
 pub(crate) fn now_us() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

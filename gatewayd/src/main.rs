@@ -148,7 +148,7 @@ fn token(
         subject: principal,
         groups,
     };
-    let now = postgres::unix_now();
+    let now = audit::unix_now();
     let t = gw_identity::mint(
         &token_key,
         &gw_identity::Mint {

@@ -213,7 +213,7 @@ async fn client_login<S: Io>(
     let password = String::from_utf8_lossy(&password)
         .trim_end_matches('\0')
         .to_owned();
-    let now = unix_now();
+    let now = crate::audit::unix_now();
     let token = gw_identity::verify(&password, &gw.token_keys, now, |_, _| false);
     let token = match token {
         Ok(t) => t,
@@ -882,18 +882,22 @@ impl<'a> Session<'a> {
         let mut changed = false;
         let mut masked = Vec::with_capacity(fields.0.len());
         for (code, value) in &fields.0 {
-            // Severity, SQLSTATE, positions and source locations are ours to keep.
+            // Severity, SQLSTATE, positions and source locations are ours to
+            // keep, and never scanned: only text fields can echo values.
             let text = matches!(code, b'M' | b'D' | b'H' | b'W' | b'q');
-            match self
-                .masker
-                .mask_value(None, value.as_bytes())
-                .map_err(|e| anyhow!("masking failed, ending the session: {e}"))?
-            {
-                std::borrow::Cow::Owned(m) if text => {
+            let scanned = if text {
+                self.masker
+                    .mask_value(None, value.as_bytes())
+                    .map_err(|e| anyhow!("masking failed, ending the session: {e}"))?
+            } else {
+                Cow::Borrowed(value.as_bytes())
+            };
+            match scanned {
+                Cow::Owned(m) => {
                     changed = true;
                     masked.push((*code, codec::PgStr(Bytes::from(m))));
                 }
-                _ => masked.push((*code, value.clone())),
+                Cow::Borrowed(_) => masked.push((*code, value.clone())),
             }
         }
         if !changed {
@@ -1159,12 +1163,6 @@ async fn fatal<S: AsyncWrite + Unpin>(
     s.flush().await?;
     let _ = s.shutdown().await;
     Ok(())
-}
-
-pub(crate) fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 fn quote(s: &str) -> String {
