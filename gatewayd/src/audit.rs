@@ -65,6 +65,31 @@ pub(crate) enum AuditEvent<'a> {
         token_id: &'a str,
         expires_at: u64,
     },
+    /// Every change to a review: `requested`, `approval` (one of several
+    /// needed), `approved`, `denied`, `expired`, `cancelled`.
+    Review {
+        action: &'a str,
+        review: &'a str,
+        kind: &'a str,
+        /// Who acted: the approver, the requester, or `gateway` (expiry).
+        by: &'a str,
+        requester: &'a str,
+        resource: &'a str,
+        session: Option<&'a str>,
+        command: Option<&'a str>,
+        approvers: &'a str,
+        quorum: u32,
+        state: &'a str,
+        reason: &'a str,
+        policy_revision: &'a str,
+    },
+    /// A request to the review API that was refused.
+    ApiRefused {
+        client: &'a str,
+        principal: Option<&'a str>,
+        path: &'a str,
+        reason: &'a str,
+    },
 }
 
 /// The audit log's front: serializes events on the caller's thread and

@@ -13,6 +13,8 @@ pub(crate) struct Config {
     pub(crate) gateway_id: String,
     pub(crate) listen_postgres: Option<String>,
     pub(crate) listen_admin: String,
+    /// The HTTPS API (reviews), on the client-facing TLS certificate.
+    pub(crate) listen_api: Option<String>,
     /// PEM certificate chain and key for client-facing TLS; `None` means a
     /// self-signed development certificate generated under `state`.
     pub(crate) tls_cert: Option<PathBuf>,
@@ -29,6 +31,33 @@ pub(crate) struct Config {
     pub(crate) token_key: Option<PathBuf>,
     /// Runtime threads for sessions (default: one per core; 1: a single thread).
     pub(crate) worker_threads: Option<usize>,
+    /// Where review notifications go.
+    pub(crate) webhooks: Vec<Webhook>,
+}
+
+/// A review-notification receiver. The URL and the secret are references
+/// (`env:`/`file:`) or, for the URL, a literal: Slack's webhook URLs are
+/// themselves secrets, so they may come from the environment too.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Webhook {
+    pub(crate) url: UrlSource,
+    pub(crate) format: HookFormat,
+    /// HMAC-SHA256 key; required for the generic format.
+    pub(crate) secret: Option<gw_policy::model::SecretRef>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum UrlSource {
+    Literal(String),
+    Secret(gw_policy::model::SecretRef),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum HookFormat {
+    /// `{"event": .., "review": {..}}`, signed with HMAC-SHA256.
+    Generic,
+    /// `{"text": ..}`, what Slack (and Mattermost, and others) accept.
+    Slack,
 }
 
 impl Default for Config {
@@ -37,6 +66,7 @@ impl Default for Config {
             gateway_id: "gatewayd-dev".into(),
             listen_postgres: Some("127.0.0.1:6432".into()),
             listen_admin: "127.0.0.1:9090".into(),
+            listen_api: Some("127.0.0.1:8443".into()),
             tls_cert: None,
             tls_key: None,
             policy: vec!["policy-examples/quickstart".into()],
@@ -47,11 +77,12 @@ impl Default for Config {
             recording_key: None,
             token_key: None,
             worker_threads: None,
+            webhooks: Vec::new(),
         }
     }
 }
 
-const KNOWN: [&str; 11] = [
+const KNOWN: [&str; 12] = [
     "gateway-id",
     "listen",
     "tls",
@@ -62,6 +93,7 @@ const KNOWN: [&str; 11] = [
     "token-ttl",
     "keys",
     "worker-threads",
+    "reviews",
     "description",
 ];
 
@@ -109,6 +141,7 @@ pub(crate) fn parse(src: &Source) -> Result<Config, Vec<Diagnostic>> {
                 if let Some(a) = prop("admin") {
                     c.listen_admin = a.into();
                 }
+                c.listen_api = prop("api").map(Into::into).or(c.listen_api);
             }
             "tls" => {
                 c.tls_cert = prop("cert").map(PathBuf::from);
@@ -161,6 +194,19 @@ pub(crate) fn parse(src: &Source) -> Result<Config, Vec<Diagnostic>> {
                 Some(n) => c.worker_threads = Some(n),
                 None => bad("`worker-threads` needs a positive number".into()),
             },
+            "reviews" => {
+                for child in node.iter_children() {
+                    match webhook(child) {
+                        Ok(h) => c.webhooks.push(h),
+                        Err(msg) => errors.push(Diagnostic::error(
+                            "invalid-config",
+                            0,
+                            child.name().span().into(),
+                            msg,
+                        )),
+                    }
+                }
+            }
             "description" => {}
             other => bad(format!(
                 "unknown setting `{other}`; known: {}",
@@ -173,6 +219,50 @@ pub(crate) fn parse(src: &Source) -> Result<Config, Vec<Diagnostic>> {
     } else {
         Err(errors)
     }
+}
+
+/// `webhook "URL" format="generic|slack" secret="env:NAME"`
+fn webhook(node: &kdl::KdlNode) -> Result<Webhook, String> {
+    use gw_policy::model::SecretRef;
+    if node.name().value() != "webhook" {
+        return Err(format!(
+            "unknown setting `{}` in `reviews`; known: webhook",
+            node.name().value()
+        ));
+    }
+    let string = |k: Option<&str>| {
+        node.entries()
+            .iter()
+            .find(|e| e.name().map(|n| n.value()) == k)
+            .and_then(|e| e.value().as_string())
+    };
+    let url = string(None).ok_or("`webhook` needs a URL (or env:NAME / file:/path)")?;
+    let url = match SecretRef::parse(url) {
+        Some(r) => UrlSource::Secret(r),
+        None if url.starts_with("https://") || url.starts_with("http://") => {
+            UrlSource::Literal(url.to_owned())
+        }
+        None => return Err("the webhook URL must be http(s)://, env:NAME or file:/path".into()),
+    };
+    let format = match string(Some("format")).unwrap_or("generic") {
+        "generic" => HookFormat::Generic,
+        "slack" => HookFormat::Slack,
+        other => return Err(format!("unknown webhook format `{other}`; known: generic, slack")),
+    };
+    let secret = match string(Some("secret")) {
+        Some(s) => Some(SecretRef::parse(s).ok_or(
+            "a webhook secret must be a reference (env:NAME or file:/path), never the secret itself",
+        )?),
+        None => None,
+    };
+    if format == HookFormat::Generic && secret.is_none() {
+        return Err("a generic webhook needs `secret=\"env:NAME\"`: receivers must be able to check that a notification came from the gateway".into());
+    }
+    Ok(Webhook {
+        url,
+        format,
+        secret,
+    })
 }
 
 #[cfg(test)]
@@ -192,6 +282,25 @@ mod tests {
         assert_eq!(c.recordings, PathBuf::from("/var/lib/gw/recordings"));
         assert!(!c.demo);
         assert_eq!(c.token_ttl, Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn webhooks_take_references_not_secrets() {
+        let src = Source::new(
+            "b.kdl",
+            "listen api=\"127.0.0.1:0\"\nreviews {\n webhook \"https://hooks.example.com/x\" secret=\"env:HOOK\"\n webhook \"env:SLACK_URL\" format=\"slack\"\n}\n",
+        );
+        let c = parse(&src).unwrap();
+        assert_eq!(c.listen_api.as_deref(), Some("127.0.0.1:0"));
+        assert_eq!(c.webhooks.len(), 2);
+        assert_eq!(c.webhooks[1].format, HookFormat::Slack);
+        let bad = Source::new(
+            "b.kdl",
+            "reviews {\n webhook \"https://h/x\" secret=\"hunter2\"\n webhook \"https://h/y\"\n webhook \"ftp://h\" format=\"slack\"\n hook \"x\"\n}\n",
+        );
+        let errors = parse(&bad).unwrap_err();
+        assert_eq!(errors.len(), 4, "{errors:?}");
+        assert!(errors.iter().all(|e| !e.message.contains("hunter2")));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod admin;
+mod api;
 mod audit;
 mod config;
 mod demo;
@@ -17,10 +18,12 @@ mod files;
 mod metrics;
 mod postgres;
 mod recorder;
+mod reviews;
 mod secrets;
 mod state;
 mod tls;
 mod upstream_tls;
+mod webhooks;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -214,7 +217,12 @@ async fn serve(config: config::Config) -> anyhow::Result<()> {
         }),
         Some(why) => audit.record(&audit::AuditEvent::PolicyRejected { reason: why }),
     }
-    let tls = tokio_rustls::TlsAcceptor::from(tls::server_config(&config)?);
+    // PostgreSQL 17 clients using direct TLS (sslnegotiation=direct) require
+    // the `postgresql` ALPN protocol; clients that offer none still connect.
+    let tls = tokio_rustls::TlsAcceptor::from(tls::server_config(&config, &[b"postgresql"])?);
+    let api_tls = tokio_rustls::TlsAcceptor::from(tls::server_config(&config, &[b"http/1.1"])?);
+    let (hooks, deliveries) = webhooks::prepare(&config.webhooks)?;
+    let reviews = reviews::Reviews::open(&config.state.join("reviews.sqlite"), hooks)?;
     let gw = Arc::new(Gateway {
         policy: RwLock::new(Arc::new(loaded)),
         audit,
@@ -226,8 +234,13 @@ async fn serve(config: config::Config) -> anyhow::Result<()> {
         recorders: recorder::Recorders::start()?,
         maskers: Mutex::new(Default::default()),
         shutdown: tokio::sync::watch::channel(false).0,
+        reviews,
         config,
     });
+    if let Some(d) = deliveries {
+        tokio::spawn(webhooks::deliver(Arc::clone(&gw), d));
+    }
+    tokio::spawn(reviews::sweeper(Arc::clone(&gw)));
     let _demo = if gw.config.demo {
         demo::maybe_start(&gw).unwrap_or_else(|e| {
             tracing::error!(error = %format!("{e:#}"), "the demo database could not start");
@@ -251,7 +264,15 @@ async fn serve(config: config::Config) -> anyhow::Result<()> {
         pg_addr = Some(listener.local_addr()?);
         tokio::spawn(postgres::serve(listener, Arc::clone(&gw), tls));
     }
-    announce(&gw, admin_addr, pg_addr);
+    let mut api_addr = None;
+    if let Some(addr) = &gw.config.listen_api {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr}"))?;
+        api_addr = Some(listener.local_addr()?);
+        tokio::spawn(api::serve(listener, Arc::clone(&gw), api_tls));
+    }
+    announce(&gw, admin_addr, pg_addr, api_addr);
     shutdown_signal().await;
     // Stop: tell every session, then wait (bounded) for them to end and
     // sign their recordings.
@@ -280,7 +301,12 @@ async fn serve(config: config::Config) -> anyhow::Result<()> {
 }
 
 /// Tells a person at a terminal what is running and how to use it.
-fn announce(gw: &Gateway, admin: std::net::SocketAddr, pg: Option<std::net::SocketAddr>) {
+fn announce(
+    gw: &Gateway,
+    admin: std::net::SocketAddr,
+    pg: Option<std::net::SocketAddr>,
+    api: Option<std::net::SocketAddr>,
+) {
     let loaded = gw.policy();
     match &loaded.rejected {
         None => {
@@ -291,6 +317,9 @@ fn announce(gw: &Gateway, admin: std::net::SocketAddr, pg: Option<std::net::Sock
         }
     }
     tracing::info!(address = %admin, "admin endpoints: /healthz /readyz /status /metrics");
+    if let Some(api) = api {
+        tracing::info!(address = %api, "review API (HTTPS): /v1/reviews");
+    }
     let Some(pg) = pg else { return };
     tracing::info!(address = %pg, "postgres listener");
     let demo = gw

@@ -16,6 +16,11 @@ pub(crate) struct Metrics {
     pub(crate) commands_denied: AtomicU64,
     pub(crate) masked_values: AtomicU64,
     pub(crate) recording_failures: AtomicU64,
+    pub(crate) commands_review: AtomicU64,
+    pub(crate) reviews_requested: AtomicU64,
+    pub(crate) webhook_deliveries: AtomicU64,
+    pub(crate) webhook_failures: AtomicU64,
+    pub(crate) webhook_dropped: AtomicU64,
 }
 
 impl Metrics {
@@ -27,7 +32,8 @@ impl Metrics {
         Metrics::inc(match v {
             gw_policy::Verdict::Allow => &self.commands_allowed,
             gw_policy::Verdict::Log => &self.commands_logged,
-            gw_policy::Verdict::Review | gw_policy::Verdict::Deny => &self.commands_denied,
+            gw_policy::Verdict::Review => &self.commands_review,
+            gw_policy::Verdict::Deny => &self.commands_denied,
         });
     }
 
@@ -67,7 +73,22 @@ impl Metrics {
             &[
                 ("{verdict=\"allow\"}", g(&self.commands_allowed)),
                 ("{verdict=\"log\"}", g(&self.commands_logged)),
+                ("{verdict=\"review\"}", g(&self.commands_review)),
                 ("{verdict=\"deny\"}", g(&self.commands_denied)),
+            ],
+        );
+        counter(
+            "gatewayd_reviews_requested_total",
+            "Reviews (approval requests) created.",
+            &[("", g(&self.reviews_requested))],
+        );
+        counter(
+            "gatewayd_webhook_deliveries_total",
+            "Review notifications by outcome: delivered, failed after every retry, dropped because the queue was full.",
+            &[
+                ("{outcome=\"delivered\"}", g(&self.webhook_deliveries)),
+                ("{outcome=\"failed\"}", g(&self.webhook_failures)),
+                ("{outcome=\"dropped\"}", g(&self.webhook_dropped)),
             ],
         );
         counter(

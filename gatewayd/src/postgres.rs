@@ -165,6 +165,92 @@ struct Login {
     terms: gw_policy::SessionTerms,
     rule: String,
     loaded: Arc<crate::state::Loaded>,
+    /// When the session came through an approved access window: its end
+    /// (seconds since the epoch), which also ends the session.
+    window_ends: Option<u64>,
+}
+
+enum Window {
+    Open { review: gw_review::ReviewId, ends_at: u64 },
+    /// No window yet: the refusal text, naming the pending review.
+    Pending(String),
+}
+
+/// A grant that needs approval: an approved, open access window lets the
+/// session in; otherwise a review is requested (or the pending one reused)
+/// and the client is told its id. `Err` (the store failed) refuses.
+async fn access_window(
+    gw: &Gateway,
+    principal: &gw_policy::Principal,
+    resource: &gw_policy::Resource,
+    rule: &str,
+    approval: Option<gw_policy::model::Approval>,
+    loaded: &crate::state::Loaded,
+) -> Result<Window, String> {
+    let unavailable = |e: gw_review::ReviewError| {
+        tracing::error!(error = %e, "review store unavailable");
+        format!("access to \"{}\" needs an approved access window, and the review store is unavailable, so it is refused", resource.name)
+    };
+    let now = crate::reviews::sweep(gw).await.map_err(unavailable)?;
+    if let Some(r) = gw
+        .reviews
+        .active_window(&principal.subject, &resource.name, now)
+        .await
+        .map_err(unavailable)?
+    {
+        let ends_at = r.approved_at.unwrap_or(now) + r.window.unwrap_or(0);
+        return Ok(Window::Open { review: r.id, ends_at });
+    }
+    let Some(approval) = approval else {
+        return Err(format!("{rule} needs approval but names no approvers"));
+    };
+    let pending = gw
+        .reviews
+        .list(
+            gw_review::Filter {
+                state: Some(gw_review::State::Pending),
+                resource: Some(resource.name.clone()),
+                requester: Some(principal.subject.clone()),
+            },
+            now,
+        )
+        .await
+        .map_err(unavailable)?
+        .into_iter()
+        .find(|r| r.kind == gw_review::Kind::Session);
+    let review = match pending {
+        Some(r) => r,
+        None => {
+            let window = approval.window.unwrap_or(std::time::Duration::from_secs(3600));
+            let new = gw_review::NewReview {
+                kind: gw_review::Kind::Session,
+                requester: gw_review::Principal {
+                    subject: principal.subject.clone(),
+                    groups: principal.groups.clone(),
+                },
+                session_id: None,
+                resource: resource.name.clone(),
+                protocol: "postgres".into(),
+                command: None,
+                guard_or_grant: rule.to_owned(),
+                approvers: approval.approvers.clone(),
+                quorum: approval.quorum.max(1),
+                expires_at: now + approval.timeout.as_secs().max(1),
+                window: Some(window.as_secs().max(1)),
+                policy_revision: loaded.revision.clone(),
+            };
+            crate::reviews::request(gw, new).await.map_err(unavailable)?
+        }
+    };
+    Ok(Window::Pending(format!(
+        "access to \"{}\" needs an access window approved by {} member(s) of \"{}\": review {} is pending (expires in {}); once approved, connect again. An approver runs: {}",
+        resource.name,
+        review.quorum,
+        review.approvers,
+        review.id,
+        gw_policy::human_duration(std::time::Duration::from_secs(review.expires_at.saturating_sub(now))),
+        crate::reviews::approve_hint(&review.id),
+    )))
 }
 
 /// Reads the StartupMessage inside TLS, asks for the token, authorizes.
@@ -256,6 +342,7 @@ async fn client_login<S: Io>(
                 terms,
                 rule: decision.decision.rule.to_string(),
                 loaded,
+                window_ends: None,
             }))
         }
         (gw_policy::Verdict::Allow | gw_policy::Verdict::Log, _, Some(resource)) => {
@@ -268,19 +355,24 @@ async fn client_login<S: Io>(
             .await?;
             Ok(None)
         }
-        (gw_policy::Verdict::Review, ..) => {
-            let who = decision
-                .decision
-                .approval
-                .as_ref()
-                .map_or(String::new(), |a| a.approvers.clone());
-            refuse(format!(
-                "{}; this access needs approval by \"{who}\", and approvals are not available yet",
-                decision.decision.reason
-            ))
-            .send(s, gw, client)
-            .await?;
-            Ok(None)
+        (gw_policy::Verdict::Review, Some(terms), Some(resource))
+            if resource.kind == gw_policy::Kind::Postgres =>
+        {
+            let approval = decision.decision.approval.clone();
+            match access_window(gw, &token.principal, &resource, &rule, approval, &loaded).await {
+                Ok(Window::Open { review, ends_at }) => Ok(Some(Login {
+                    principal: token.principal.clone(),
+                    resource,
+                    terms,
+                    rule: format!("{rule} (access window {review})"),
+                    loaded,
+                    window_ends: Some(ends_at),
+                })),
+                Ok(Window::Pending(text)) | Err(text) => {
+                    refuse(text).send(s, gw, client).await?;
+                    Ok(None)
+                }
+            }
         }
         _ => {
             refuse(decision.decision.reason.clone())
@@ -447,11 +539,13 @@ async fn session<S: Io>(
         ));
     }
     let (pid, secret) = new_cancel_key();
+    let held = Arc::new(crate::state::Held::default());
     if let Some((upid, ukey)) = &ready.backend_key {
         let target = CancelTarget {
             address: address.clone(),
             process_id: *upid,
             secret_key: ukey.to_vec(),
+            held: Arc::clone(&held),
         };
         gw.cancel_keys
             .lock()
@@ -462,7 +556,7 @@ async fn session<S: Io>(
     hello.extend_from_slice(&codec::ready_for_query(ready.status));
     client_io.write_all(&hello).await?;
 
-    let mut s = Session::new(gw, &login, session_id.clone(), recorder);
+    let mut s = Session::new(gw, &login, session_id.clone(), recorder, held);
     let end = s.relay(client_io, client_buf, upstream_io).await;
     gw.cancel_keys
         .lock()
@@ -535,7 +629,39 @@ struct Session<'a> {
     masked: std::sync::atomic::AtomicU64,
     open: Vec<Open>,
     render_rows: usize,
+    held: Arc<crate::state::Held>,
 }
+
+/// What `decide` concluded: a verdict now, or a review to wait for.
+enum Decided {
+    Now(Verdict),
+    Hold(Box<HoldRequest>),
+}
+
+/// A statement that needs a review before it may run.
+struct HoldRequest {
+    text: String,
+    rule: String,
+    reason: String,
+    approval: gw_policy::model::Approval,
+    hash: gw_review::CommandHash,
+}
+
+/// Why the client-reading loop stopped.
+enum Stop {
+    End(String),
+    Hold(gw_proto_postgres::relay::Pending, Box<HoldRequest>),
+}
+
+/// How a hold ended: with a verdict for the statement, or with the session.
+enum HoldEnd {
+    Verdict(Verdict),
+    Session(String),
+}
+
+/// Client bytes buffered while a statement is held, at most; a client that
+/// sends more is ended rather than buffered without bound.
+const HELD_BUFFER_CAP: usize = 16 << 20;
 
 impl<'a> Session<'a> {
     fn new(
@@ -543,6 +669,7 @@ impl<'a> Session<'a> {
         login: &'a Login,
         id: String,
         recorder: Option<Recorder>,
+        held: Arc<crate::state::Held>,
     ) -> Session<'a> {
         let masker = gw.masker(&login.loaded, &login.resource, &login.principal);
         let render_rows = (login.terms.recording.result_rows as usize).min(RENDER_ROWS_CAP);
@@ -555,6 +682,7 @@ impl<'a> Session<'a> {
             masked: std::sync::atomic::AtomicU64::new(0),
             open: Vec::new(),
             render_rows,
+            held,
         }
     }
 
@@ -601,7 +729,12 @@ impl<'a> Session<'a> {
         let mut ubuf = BytesMut::with_capacity(8 << 10);
         let mut to_up = BytesMut::with_capacity(1 << 10);
         let mut to_client = BytesMut::with_capacity(8 << 10);
-        let deadline = tokio::time::Instant::now() + self.login.terms.max_session;
+        let mut limit = self.login.terms.max_session;
+        if let Some(ends) = self.login.window_ends {
+            let left = ends.saturating_sub(crate::audit::unix_now());
+            limit = limit.min(Duration::from_secs(left));
+        }
+        let deadline = tokio::time::Instant::now() + limit;
         let sleep = tokio::time::sleep_until(deadline);
         tokio::pin!(sleep);
         let mut shutdown = self.gw.shutdown.subscribe();
@@ -610,9 +743,40 @@ impl<'a> Session<'a> {
         }
         loop {
             // Process whatever is buffered before waiting for more.
-            if let Some(end) = self.drain_client(&mut relay, &mut cbuf, &mut to_up).await? {
-                upstream.write_all(&to_up).await?;
-                return Ok(end);
+            match self.drain_client(&mut relay, &mut cbuf, &mut to_up).await? {
+                None => {}
+                Some(Stop::End(end)) => {
+                    upstream.write_all(&to_up).await?;
+                    return Ok(end);
+                }
+                Some(Stop::Hold(pending, request)) => {
+                    // What came before the held statement goes now: its
+                    // answers reach the client while the review waits.
+                    if !to_up.is_empty() {
+                        upstream.write_all(&to_up).await?;
+                        to_up.clear();
+                    }
+                    let end = self
+                        .hold(
+                            *request,
+                            client,
+                            &mut cbuf,
+                            &mut upstream,
+                            &mut relay,
+                            &mut ubuf,
+                            &mut shutdown,
+                            sleep.as_mut(),
+                        )
+                        .await?;
+                    match end {
+                        HoldEnd::Verdict(v) => {
+                            let bytes = relay.resolve(pending, v).map_err(|v| self.violation(v))?;
+                            to_up.extend_from_slice(&bytes);
+                            continue;
+                        }
+                        HoldEnd::Session(reason) => return Ok(reason),
+                    }
+                }
             }
             if !to_up.is_empty() {
                 upstream.write_all(&to_up).await?;
@@ -645,46 +809,66 @@ impl<'a> Session<'a> {
                     return Ok("gateway shutting down".into());
                 }
                 () = &mut sleep => {
-                    let limit = gw_policy::human_duration(self.login.terms.max_session);
-                    let msg = format!("session ended by the gateway: the grant allows sessions of at most {limit}; reconnect to continue");
-                    let _ = client.write_all(&gw_proto_postgres::relay::session_end_error(&msg)).await;
-                    let _ = upstream.write_all(&codec::terminate()).await;
-                    return Ok(format!("maximum session length ({limit}) reached"));
+                    return Ok(self.time_is_up(client, &mut upstream).await);
                 }
             }
         }
     }
 
-    /// Handles every complete client message in `buf`. `Some(reason)` when
-    /// the client said goodbye.
+    /// The session reached its time limit (the grant's maximum length, or
+    /// the end of its access window): tell the client and end it.
+    async fn time_is_up<C: Io>(&self, client: &mut C, upstream: &mut Box<dyn Io>) -> String {
+        let (msg, reason) = match self.login.window_ends {
+            Some(_) => (
+                "session ended by the gateway: its approved access window has closed; request a new one to continue".to_owned(),
+                "access window closed".to_owned(),
+            ),
+            None => {
+                let limit = gw_policy::human_duration(self.login.terms.max_session);
+                (
+                    format!("session ended by the gateway: the grant allows sessions of at most {limit}; reconnect to continue"),
+                    format!("maximum session length ({limit}) reached"),
+                )
+            }
+        };
+        let _ = client
+            .write_all(&gw_proto_postgres::relay::session_end_error(&msg))
+            .await;
+        let _ = upstream.write_all(&codec::terminate()).await;
+        reason
+    }
+
+    /// Handles every complete client message in `buf`. Stops when the client
+    /// said goodbye, or at a statement that must wait for a review (the
+    /// messages after it stay in `buf`).
     async fn drain_client(
         &mut self,
         relay: &mut Relay,
         buf: &mut BytesMut,
         out: &mut BytesMut,
-    ) -> anyhow::Result<Option<String>> {
+    ) -> anyhow::Result<Option<Stop>> {
         while let Some(msg) = relay.decode_frontend(buf).map_err(|v| self.violation(v))? {
             let terminate = matches!(msg.msg, FrontendMessage::Terminate);
             match relay.on_frontend(msg).map_err(|v| self.violation(v))? {
                 FrontendStep::Forward(b) => out.extend_from_slice(&b),
-                FrontendStep::Decide(pending) => {
-                    let verdict = self.decide(pending.command()).await;
-                    out.extend_from_slice(
+                FrontendStep::Decide(pending) => match self.decide(pending.command()).await {
+                    Decided::Now(verdict) => out.extend_from_slice(
                         &relay
                             .resolve(pending, verdict)
                             .map_err(|v| self.violation(v))?,
-                    );
-                }
+                    ),
+                    Decided::Hold(request) => return Ok(Some(Stop::Hold(pending, request))),
+                },
             }
             if terminate {
-                return Ok(Some("client terminated the session".into()));
+                return Ok(Some(Stop::End("client terminated the session".into())));
             }
         }
         Ok(None)
     }
 
     /// Classifies and decides one command, records the decision.
-    async fn decide(&mut self, command: &CommandText) -> Verdict {
+    async fn decide(&mut self, command: &CommandText) -> Decided {
         let loaded = self.gw.policy();
         let (text, cmd) = match command {
             CommandText::Query(q) => (
@@ -713,16 +897,6 @@ impl<'a> Session<'a> {
             loaded
                 .policy
                 .decide_command(&self.login.principal, &self.login.resource.name, &cmd);
-        if d.verdict == gw_policy::Verdict::Review {
-            let who = d
-                .approval
-                .as_ref()
-                .map_or(String::new(), |a| a.approvers.clone());
-            d.reason = format!(
-                "{} (needs approval by \"{who}\"; approvals are not available yet, so it is refused)",
-                d.reason
-            );
-        }
         if self.recorder.as_ref().is_some_and(|r| r.failed())
             && self.login.terms.recording.on_failure != gw_policy::OnFailure::BestEffort
         {
@@ -730,6 +904,39 @@ impl<'a> Session<'a> {
             d.reason =
                 "the session's recording has failed, so the gateway refuses further commands"
                     .into();
+        }
+        let mut hold = None;
+        if d.verdict == gw_policy::Verdict::Review {
+            let hash = gw_review::command_hash("postgres", &self.login.resource.name, &self.id, &text);
+            let now = crate::audit::unix_now();
+            match (
+                d.approval.clone(),
+                self.gw.reviews.take_approved(&self.id, hash, now).await,
+            ) {
+                // An approval with a window covers the same command again.
+                (_, Ok(Some(r))) => {
+                    d.verdict = gw_policy::Verdict::Allow;
+                    d.reason = format!("{} (approved in review {}, whose window is still open)", d.reason, r.id);
+                }
+                (Some(approval), Ok(None)) => {
+                    hold = Some(HoldRequest {
+                        text: text.clone(),
+                        rule: d.rule.to_string(),
+                        reason: d.reason.clone(),
+                        approval,
+                        hash,
+                    });
+                }
+                (None, _) => {
+                    d.verdict = gw_policy::Verdict::Deny;
+                    d.reason = format!("{} (the rule names no approvers)", d.reason);
+                }
+                (_, Err(e)) => {
+                    tracing::error!(session = %self.id, error = %e, "review store unavailable");
+                    d.verdict = gw_policy::Verdict::Deny;
+                    d.reason = format!("{}; the review store is unavailable, so it is refused", d.reason);
+                }
+            }
         }
         self.gw.metrics.command(d.verdict);
         self.gw.audit.record(&AuditEvent::Command {
@@ -741,18 +948,27 @@ impl<'a> Session<'a> {
             reason: &d.reason,
             command: &text,
         });
+        if let Some(h) = hold {
+            return Decided::Hold(Box::new(h));
+        }
         let allowed = matches!(
             d.verdict,
             gw_policy::Verdict::Allow | gw_policy::Verdict::Log
         );
-        let started = self
-            .recorder
-            .as_ref()
-            .map_or(Duration::ZERO, Recorder::elapsed);
         let rule = match &d.rule {
             gw_policy::Rule::Default(_) => None,
             r => Some(r.name().to_owned()),
         };
+        Decided::Now(self.push_open(text, allowed, rule, &format!("{}: {}", d.rule, d.reason)))
+    }
+
+    /// Starts recording a statement whose verdict is known; returns the
+    /// verdict for the relay. `reason` is what a denied client is told.
+    fn push_open(&mut self, text: String, allowed: bool, rule: Option<String>, reason: &str) -> Verdict {
+        let started = self
+            .recorder
+            .as_ref()
+            .map_or(Duration::ZERO, Recorder::elapsed);
         self.open.push(Open {
             text,
             decision: if allowed {
@@ -766,13 +982,237 @@ impl<'a> Session<'a> {
             rows: Vec::new(),
             row_count: 0,
             outcome: (!allowed)
-                .then(|| format!("ERROR:  permission denied by gateway policy: {}", d.reason)),
+                .then(|| format!("ERROR:  permission denied by gateway policy: {reason}")),
         });
         if allowed {
             Verdict::Allow
         } else {
             Verdict::Deny {
-                reason: format!("{}: {}", d.rule, d.reason),
+                reason: reason.to_owned(),
+            }
+        }
+    }
+
+    async fn marker(&self, label: String) {
+        if let Some(rec) = &self.recorder {
+            rec.send(RecEvent::Marker {
+                t: rec.elapsed(),
+                label,
+            })
+            .await;
+        }
+    }
+
+    /// Holds a statement for review: asks for one, tells the client, then
+    /// waits for the decision while still relaying the server's answers to
+    /// earlier statements and buffering the client's later messages. The
+    /// client cancelling (Ctrl-C) or leaving withdraws the review.
+    #[allow(clippy::too_many_arguments)]
+    async fn hold<C: Io>(
+        &mut self,
+        h: HoldRequest,
+        client: &mut C,
+        cbuf: &mut BytesMut,
+        upstream: &mut Box<dyn Io>,
+        relay: &mut Relay,
+        ubuf: &mut BytesMut,
+        shutdown: &mut tokio::sync::watch::Receiver<bool>,
+        sleep: std::pin::Pin<&mut tokio::time::Sleep>,
+    ) -> anyhow::Result<HoldEnd> {
+        let now = crate::audit::unix_now();
+        let new = gw_review::NewReview {
+            kind: gw_review::Kind::Command,
+            requester: gw_review::Principal {
+                subject: self.login.principal.subject.clone(),
+                groups: self.login.principal.groups.clone(),
+            },
+            session_id: Some(self.id.clone()),
+            resource: self.login.resource.name.clone(),
+            protocol: "postgres".into(),
+            command: Some(h.text.clone()),
+            guard_or_grant: h.rule.clone(),
+            approvers: h.approval.approvers.clone(),
+            quorum: h.approval.quorum.max(1),
+            expires_at: now + h.approval.timeout.as_secs().max(1),
+            window: h.approval.window.map(|w| w.as_secs().max(1)),
+            policy_revision: self.login.loaded.revision.clone(),
+        };
+        let review = match crate::reviews::request(self.gw, new).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(session = %self.id, error = %e, "review store unavailable");
+                let reason = format!(
+                    "{}: {}; the review store is unavailable, so it cannot be held for approval and is refused",
+                    h.rule, h.reason
+                );
+                return Ok(HoldEnd::Verdict(self.push_open(h.text, false, Some(h.rule), &reason)));
+            }
+        };
+        self.marker(gw_recording::review_requested(review.id.as_str(), &h.reason))
+            .await;
+        let wait = gw_policy::human_duration(Duration::from_secs(review.expires_at - now));
+        let notice = codec::notice_response(
+            "NOTICE",
+            "01000",
+            &format!(
+                "statement held for review {}: it runs once {} member(s) of \"{}\" approve it; the request expires in {wait}",
+                review.id, review.quorum, review.approvers
+            ),
+            Some(&format!("{}: {}", h.rule, h.reason)),
+            Some(&format!(
+                "an approver runs: {}. Press Ctrl-C to withdraw the request.",
+                crate::reviews::approve_hint(&review.id)
+            )),
+        );
+        client.write_all(&notice).await?;
+        client.flush().await?;
+        let held = Arc::clone(&self.held);
+        held.cancel_requested.store(false, std::sync::atomic::Ordering::SeqCst);
+        held.holding.store(true, std::sync::atomic::Ordering::SeqCst);
+        let waited = self
+            .wait_for(&review, client, cbuf, upstream, relay, ubuf, shutdown, sleep)
+            .await;
+        held.holding.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.gw.reviews.forget(&review.id);
+        let done = match waited? {
+            Ok(done) => done,
+            Err(end) => return Ok(HoldEnd::Session(end)),
+        };
+        let now = crate::audit::unix_now();
+        let (allowed, reason) = match done.state {
+            gw_review::State::Approved => {
+                match self.gw.reviews.take_approved(&self.id, h.hash, now).await {
+                    Ok(Some(_)) => (true, String::new()),
+                    Ok(None) => (false, format!("{} but it no longer covers this statement", crate::reviews::outcome_text(&done))),
+                    Err(e) => {
+                        tracing::error!(session = %self.id, error = %e, "review store unavailable");
+                        (false, format!("{}, but the review store became unavailable before the statement could run", crate::reviews::outcome_text(&done)))
+                    }
+                }
+            }
+            gw_review::State::Cancelled if held_by_client(&done) => (
+                false,
+                format!("canceling statement due to user request: review {} was withdrawn", done.id),
+            ),
+            _ => (false, crate::reviews::outcome_text(&done)),
+        };
+        let by = done
+            .decisions
+            .last()
+            .map_or_else(|| "gateway".to_owned(), |d| d.by.clone());
+        let label = match done.state {
+            gw_review::State::Approved => {
+                let by: Vec<&str> = gw_review::rules::approving_subjects(&done).into_iter().collect();
+                gw_recording::review_approved(done.id.as_str(), &by.join(","))
+            }
+            gw_review::State::Denied => gw_recording::review_denied(done.id.as_str(), &by),
+            other => gw_recording::review_ended(done.id.as_str(), other.as_str()),
+        };
+        self.marker(label).await;
+        let reason = if allowed {
+            String::new()
+        } else {
+            format!("{}: {reason}", h.rule)
+        };
+        Ok(HoldEnd::Verdict(self.push_open(h.text, allowed, Some(h.rule), &reason)))
+    }
+
+    /// Waits until `review` is decided, expires or is withdrawn. `Ok(Err)`:
+    /// the session ended meanwhile (the review is withdrawn), with why.
+    #[allow(clippy::too_many_arguments)]
+    async fn wait_for<C: Io>(
+        &mut self,
+        review: &gw_review::Review,
+        client: &mut C,
+        cbuf: &mut BytesMut,
+        upstream: &mut Box<dyn Io>,
+        relay: &mut Relay,
+        ubuf: &mut BytesMut,
+        shutdown: &mut tokio::sync::watch::Receiver<bool>,
+        mut sleep: std::pin::Pin<&mut tokio::time::Sleep>,
+    ) -> anyhow::Result<Result<gw_review::Review, String>> {
+        let gw = self.gw;
+        let id = &review.id;
+        let waiter = gw.reviews.waiter(id);
+        let held = Arc::clone(&self.held);
+        let left = review.expires_at.saturating_sub(crate::audit::unix_now());
+        let expiry = tokio::time::sleep(Duration::from_secs(left) + Duration::from_millis(200));
+        tokio::pin!(expiry);
+        let mut poll = tokio::time::interval(Duration::from_secs(1));
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut to_client = BytesMut::new();
+        let session = self.id.clone();
+        let withdraw = |why: &'static str| {
+            let by = crate::reviews::Cancel::Session(session.clone());
+            async move { crate::reviews::cancel(gw, id, by, why).await }
+        };
+        loop {
+            tokio::select! {
+                () = waiter.notified() => {}
+                _ = poll.tick() => {}
+                () = &mut expiry => {}
+                () = held.cancel.notified() => {
+                    if held.cancel_requested.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                        if let Ok(r) = withdraw("the client cancelled the statement").await {
+                            return Ok(Ok(r));
+                        }
+                    }
+                }
+                n = client.read_buf(cbuf) => {
+                    if n? == 0 {
+                        let _ = withdraw("the client disconnected").await;
+                        let _ = upstream.write_all(&codec::terminate()).await;
+                        return Ok(Err(format!("client disconnected while review {id} was pending")));
+                    }
+                    if cbuf.len() > HELD_BUFFER_CAP {
+                        let _ = withdraw("the client sent too much while waiting").await;
+                        return Err(anyhow!("the client sent more than {HELD_BUFFER_CAP} bytes while a statement was held for review"));
+                    }
+                    continue;
+                }
+                n = upstream.read_buf(ubuf) => {
+                    if n? == 0 {
+                        let _ = withdraw("the database closed the connection").await;
+                        let msg = codec::error_response("FATAL", "57P01", "the database closed the connection", None, None);
+                        let _ = client.write_all(&msg).await;
+                        return Ok(Err("server closed the connection".into()));
+                    }
+                    self.drain_upstream(relay, ubuf, &mut to_client).await?;
+                    if !to_client.is_empty() {
+                        client.write_all(&to_client).await?;
+                        to_client.clear();
+                    }
+                    continue;
+                }
+                _ = shutdown.changed() => {
+                    let _ = withdraw("the gateway is shutting down").await;
+                    let msg = "the gateway is shutting down; reconnect in a moment (the review was withdrawn)";
+                    let _ = client.write_all(&gw_proto_postgres::relay::session_end_error(msg)).await;
+                    let _ = upstream.write_all(&codec::terminate()).await;
+                    return Ok(Err("gateway shutting down".into()));
+                }
+                () = &mut sleep => {
+                    let _ = withdraw("the session reached its time limit").await;
+                    return Ok(Err(self.time_is_up(client, upstream).await));
+                }
+            }
+            // Something may have changed: read the review as it stands.
+            let now = match crate::reviews::sweep(gw).await {
+                Ok(now) => now,
+                Err(_) => crate::audit::unix_now(),
+            };
+            match gw.reviews.get(id, now).await {
+                Ok(r) if r.state == gw_review::State::Pending => {}
+                Ok(r) => return Ok(Ok(r)),
+                // Fail closed: past its expiry with the store unreachable,
+                // the review counts as expired; until then, keep waiting.
+                Err(e) if now > review.expires_at + 5 => {
+                    tracing::error!(session = %self.id, review = %id, error = %e, "review store unavailable; the held statement is refused");
+                    let mut r = review.clone();
+                    r.state = gw_review::State::Expired;
+                    return Ok(Ok(r));
+                }
+                Err(e) => tracing::warn!(session = %self.id, review = %id, error = %e, "cannot read the review; still waiting"),
             }
         }
     }
@@ -1131,6 +1571,15 @@ async fn forward_cancel(gw: &Gateway, pid: i32, key: &Bytes) -> anyhow::Result<(
         .cloned();
     // An unknown key is ignored silently, as PostgreSQL does.
     let Some(t) = target else { return Ok(()) };
+    // A held statement is not running on the server: the cancel withdraws
+    // its review instead.
+    if t.held.holding.load(std::sync::atomic::Ordering::SeqCst) {
+        t.held
+            .cancel_requested
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        t.held.cancel.notify_one();
+        return Ok(());
+    }
     let mut up = TcpStream::connect(&t.address).await?;
     up.write_all(&codec::cancel_request(t.process_id, &t.secret_key))
         .await?;
@@ -1163,6 +1612,12 @@ async fn fatal<S: AsyncWrite + Unpin>(
     s.flush().await?;
     let _ = s.shutdown().await;
     Ok(())
+}
+
+/// Whether a cancelled review was withdrawn by its session (the client's
+/// cancel), rather than by the requester through the API.
+fn held_by_client(r: &gw_review::Review) -> bool {
+    r.state == gw_review::State::Cancelled && r.session_id.is_some()
 }
 
 fn quote(s: &str) -> String {

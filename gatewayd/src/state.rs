@@ -114,6 +114,7 @@ pub(crate) struct Gateway {
     /// Flips to `true` when the gateway is asked to stop; sessions end
     /// themselves cleanly (and finish their recordings) when they see it.
     pub(crate) shutdown: tokio::sync::watch::Sender<bool>,
+    pub(crate) reviews: crate::reviews::Reviews,
 }
 
 #[derive(Clone)]
@@ -121,6 +122,19 @@ pub(crate) struct CancelTarget {
     pub(crate) address: String,
     pub(crate) process_id: i32,
     pub(crate) secret_key: Vec<u8>,
+    /// While the session holds a statement for review, a cancel request
+    /// withdraws the review instead of reaching the server (which is idle).
+    pub(crate) held: Arc<Held>,
+}
+
+/// A session's "statement held for review" flag and its cancel signal.
+#[derive(Default)]
+pub(crate) struct Held {
+    pub(crate) holding: std::sync::atomic::AtomicBool,
+    /// Set by a cancel request that arrived while holding; the notify may
+    /// carry a stale permit, the flag never does.
+    pub(crate) cancel_requested: std::sync::atomic::AtomicBool,
+    pub(crate) cancel: tokio::sync::Notify,
 }
 
 pub(crate) type MaskerKey = (String, String, String, Vec<String>);

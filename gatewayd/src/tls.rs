@@ -8,7 +8,12 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub(crate) fn server_config(cfg: &Config) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+/// The server configuration for one listener, offering `alpn` (a client
+/// offering only other protocols is refused by rustls, as RFC 7301 says).
+pub(crate) fn server_config(
+    cfg: &Config,
+    alpn: &[&[u8]],
+) -> anyhow::Result<Arc<rustls::ServerConfig>> {
     let (cert, key) = match (&cfg.tls_cert, &cfg.tls_key) {
         (Some(c), Some(k)) => (c.clone(), k.clone()),
         _ => development_certificate(&cfg.state)?,
@@ -23,9 +28,7 @@ pub(crate) fn server_config(cfg: &Config) -> anyhow::Result<Arc<rustls::ServerCo
         .with_no_client_auth()
         .with_single_cert(chain, key)
         .context("TLS certificate and key do not match")?;
-    // PostgreSQL 17 clients using direct TLS (sslnegotiation=direct) require
-    // the `postgresql` ALPN protocol; clients that offer none still connect.
-    config.alpn_protocols = vec![b"postgresql".to_vec()];
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(config))
 }
 

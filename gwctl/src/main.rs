@@ -1,6 +1,6 @@
 //! `gwctl`: what a team runs against its policy repository in CI (lint,
-//! test, fmt, explain, diff), and later what a responder runs to log in and
-//! what an approver runs to answer reviews.
+//! test, fmt, explain, diff), what an approver runs to answer reviews
+//! (`gwctl review`), and later what a responder runs to log in.
 //!
 //! Exit codes: 0 clean, 1 policy errors or failed tests, 2 usage or I/O
 //! errors. Data goes to stdout, everything else to stderr.
@@ -10,6 +10,7 @@
 mod diff;
 mod explain;
 mod lint;
+mod review;
 mod sources;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -52,6 +53,8 @@ enum Command {
     Explain(Box<explain::Args>),
     /// Explains what changes between two policies (directories or Git revisions).
     Diff(diff::Args),
+    /// Lists, shows, approves and denies reviews on a running gateway.
+    Review(review::Args),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -81,6 +84,7 @@ fn main() -> ExitCode {
         Command::Test { paths } => lint::test(&paths),
         Command::Explain(args) => explain::explain(*args),
         Command::Diff(args) => diff::diff(args),
+        Command::Review(args) => review::review(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -30,7 +30,7 @@ pub use gw_keys::{KeyError, KeyId, PublicKey, SigningKey, TrustedKeys, key_id_he
 pub use reader::{FrameText, ReadError, Reader, Recording};
 pub use sql::{
     Decision, MarkerLabel, Verdict, parse_marker, render_table, review_approved, review_denied,
-    review_requested,
+    review_ended, review_requested,
 };
 pub use time::{parse_rfc3339, rfc3339};
 pub use verify::{Failure, Verification, check_chain, verify};

@@ -116,6 +116,12 @@ pub fn review_denied(id: &str, by: &str) -> String {
     label("review", "denied", &[("id", id.into()), ("by", by.into())])
 }
 
+/// Label for a review that ended without a decision:
+/// `review:expired id=..` or `review:cancelled id=..`.
+pub fn review_ended(id: &str, state: &str) -> String {
+    label("review", state, &[("id", id.into())])
+}
+
 fn label(kind: &str, action: &str, fields: &[(&str, String)]) -> String {
     let mut s = format!("{kind}:{action}");
     for (k, v) in fields {

@@ -2,10 +2,13 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 use crate::error::ReviewError;
 
 /// What a review approves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Kind {
     /// One command in one session (optionally reusable for a window).
     Command,
@@ -14,7 +17,8 @@ pub enum Kind {
 }
 
 /// Where a review is in its life. Everything but `Pending` is terminal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum State {
     Pending,
     Approved,
@@ -24,21 +28,22 @@ pub enum State {
 }
 
 /// An approver's answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Verdict {
     Approve,
     Deny,
 }
 
 /// Who someone is, as the gateway token says: a subject and its groups.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Principal {
     pub subject: String,
     pub groups: Vec<String>,
 }
 
 /// One approver's decision, kept forever with the review.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Decision {
     pub by: String,
     pub verdict: Verdict,
@@ -57,7 +62,8 @@ pub enum CancelBy<'a> {
 /// A review id: `rv-` and 10 characters from an alphabet without the
 /// lookalikes 0/o and 1/l, so it can be read aloud and typed. 50 random bits
 /// make it unguessable within a review's short life.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub struct ReviewId(String);
 
 const ID_PREFIX: &str = "rv-";
@@ -97,6 +103,19 @@ impl ReviewId {
     }
 }
 
+impl From<ReviewId> for String {
+    fn from(id: ReviewId) -> String {
+        id.0
+    }
+}
+
+impl TryFrom<String> for ReviewId {
+    type Error = ReviewError;
+    fn try_from(s: String) -> Result<ReviewId, ReviewError> {
+        ReviewId::parse(&s)
+    }
+}
+
 impl fmt::Display for ReviewId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -104,8 +123,31 @@ impl fmt::Display for ReviewId {
 }
 
 /// BLAKE3 of exactly what an approval covers; see [`command_hash`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub struct CommandHash(pub [u8; 32]);
+
+impl From<CommandHash> for String {
+    fn from(h: CommandHash) -> String {
+        h.to_string()
+    }
+}
+
+impl TryFrom<String> for CommandHash {
+    type Error = &'static str;
+    fn try_from(s: String) -> Result<CommandHash, &'static str> {
+        let bytes = s.as_bytes();
+        if bytes.len() != 64 {
+            return Err("a command hash is 64 hex digits");
+        }
+        let mut out = [0u8; 32];
+        for (i, pair) in bytes.chunks(2).enumerate() {
+            let hex = std::str::from_utf8(pair).map_err(|_| "not hex")?;
+            out[i] = u8::from_str_radix(hex, 16).map_err(|_| "not hex")?;
+        }
+        Ok(CommandHash(out))
+    }
+}
 
 impl fmt::Display for CommandHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -159,7 +201,7 @@ pub struct NewReview {
 }
 
 /// An approval request and everything that happened to it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Review {
     pub id: ReviewId,
     pub kind: Kind,

@@ -559,3 +559,18 @@ fn random_sequences_never_panic_and_keep_the_invariants() {
         }
     }
 }
+
+#[test]
+fn a_review_survives_json_unchanged() {
+    let mut r = review(new_command(2, Some(600)));
+    decide(&mut r, &who("bob"), A, "looks right", 200).unwrap();
+    let json = serde_json::to_string(&r).unwrap();
+    assert!(json.contains("\"id\":\"rv-abcdefghij\""), "{json}");
+    assert!(json.contains("\"state\":\"pending\""), "{json}");
+    assert!(json.contains("\"verdict\":\"approve\""), "{json}");
+    let back: Review = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, r);
+    // A malformed id or hash is refused, not carried along.
+    let bad = json.replace("rv-abcdefghij", "rv-0");
+    assert!(serde_json::from_str::<Review>(&bad).is_err());
+}
