@@ -247,7 +247,11 @@ fn webhook(node: &kdl::KdlNode) -> Result<Webhook, String> {
     let format = match string(Some("format")).unwrap_or("generic") {
         "generic" => HookFormat::Generic,
         "slack" => HookFormat::Slack,
-        other => return Err(format!("unknown webhook format `{other}`; known: generic, slack")),
+        other => {
+            return Err(format!(
+                "unknown webhook format `{other}`; known: generic, slack"
+            ));
+        }
     };
     let secret = match string(Some("secret")) {
         Some(s) => Some(SecretRef::parse(s).ok_or(

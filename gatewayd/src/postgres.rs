@@ -171,7 +171,10 @@ struct Login {
 }
 
 enum Window {
-    Open { review: gw_review::ReviewId, ends_at: u64 },
+    Open {
+        review: gw_review::ReviewId,
+        ends_at: u64,
+    },
     /// No window yet: the refusal text, naming the pending review.
     Pending(String),
 }
@@ -189,7 +192,10 @@ async fn access_window(
 ) -> Result<Window, String> {
     let unavailable = |e: gw_review::ReviewError| {
         tracing::error!(error = %e, "review store unavailable");
-        format!("access to \"{}\" needs an approved access window, and the review store is unavailable, so it is refused", resource.name)
+        format!(
+            "access to \"{}\" needs an approved access window, and the review store is unavailable, so it is refused",
+            resource.name
+        )
     };
     let now = crate::reviews::sweep(gw).await.map_err(unavailable)?;
     if let Some(r) = gw
@@ -199,7 +205,10 @@ async fn access_window(
         .map_err(unavailable)?
     {
         let ends_at = r.approved_at.unwrap_or(now) + r.window.unwrap_or(0);
-        return Ok(Window::Open { review: r.id, ends_at });
+        return Ok(Window::Open {
+            review: r.id,
+            ends_at,
+        });
     }
     let Some(approval) = approval else {
         return Err(format!("{rule} needs approval but names no approvers"));
@@ -221,7 +230,9 @@ async fn access_window(
     let review = match pending {
         Some(r) => r,
         None => {
-            let window = approval.window.unwrap_or(std::time::Duration::from_secs(3600));
+            let window = approval
+                .window
+                .unwrap_or(std::time::Duration::from_secs(3600));
             let new = gw_review::NewReview {
                 kind: gw_review::Kind::Session,
                 requester: gw_review::Principal {
@@ -239,7 +250,9 @@ async fn access_window(
                 window: Some(window.as_secs().max(1)),
                 policy_revision: loaded.revision.clone(),
             };
-            crate::reviews::request(gw, new).await.map_err(unavailable)?
+            crate::reviews::request(gw, new)
+                .await
+                .map_err(unavailable)?
         }
     };
     Ok(Window::Pending(format!(
@@ -248,7 +261,9 @@ async fn access_window(
         review.quorum,
         review.approvers,
         review.id,
-        gw_policy::human_duration(std::time::Duration::from_secs(review.expires_at.saturating_sub(now))),
+        gw_policy::human_duration(std::time::Duration::from_secs(
+            review.expires_at.saturating_sub(now)
+        )),
         crate::reviews::approve_hint(&review.id),
     )))
 }
@@ -907,7 +922,8 @@ impl<'a> Session<'a> {
         }
         let mut hold = None;
         if d.verdict == gw_policy::Verdict::Review {
-            let hash = gw_review::command_hash("postgres", &self.login.resource.name, &self.id, &text);
+            let hash =
+                gw_review::command_hash("postgres", &self.login.resource.name, &self.id, &text);
             let now = crate::audit::unix_now();
             match (
                 d.approval.clone(),
@@ -916,7 +932,10 @@ impl<'a> Session<'a> {
                 // An approval with a window covers the same command again.
                 (_, Ok(Some(r))) => {
                     d.verdict = gw_policy::Verdict::Allow;
-                    d.reason = format!("{} (approved in review {}, whose window is still open)", d.reason, r.id);
+                    d.reason = format!(
+                        "{} (approved in review {}, whose window is still open)",
+                        d.reason, r.id
+                    );
                 }
                 (Some(approval), Ok(None)) => {
                     hold = Some(HoldRequest {
@@ -934,7 +953,10 @@ impl<'a> Session<'a> {
                 (_, Err(e)) => {
                     tracing::error!(session = %self.id, error = %e, "review store unavailable");
                     d.verdict = gw_policy::Verdict::Deny;
-                    d.reason = format!("{}; the review store is unavailable, so it is refused", d.reason);
+                    d.reason = format!(
+                        "{}; the review store is unavailable, so it is refused",
+                        d.reason
+                    );
                 }
             }
         }
@@ -964,7 +986,13 @@ impl<'a> Session<'a> {
 
     /// Starts recording a statement whose verdict is known; returns the
     /// verdict for the relay. `reason` is what a denied client is told.
-    fn push_open(&mut self, text: String, allowed: bool, rule: Option<String>, reason: &str) -> Verdict {
+    fn push_open(
+        &mut self,
+        text: String,
+        allowed: bool,
+        rule: Option<String>,
+        reason: &str,
+    ) -> Verdict {
         let started = self
             .recorder
             .as_ref()
@@ -1045,11 +1073,19 @@ impl<'a> Session<'a> {
                     "{}: {}; the review store is unavailable, so it cannot be held for approval and is refused",
                     h.rule, h.reason
                 );
-                return Ok(HoldEnd::Verdict(self.push_open(h.text, false, Some(h.rule), &reason)));
+                return Ok(HoldEnd::Verdict(self.push_open(
+                    h.text,
+                    false,
+                    Some(h.rule),
+                    &reason,
+                )));
             }
         };
-        self.marker(gw_recording::review_requested(review.id.as_str(), &h.reason))
-            .await;
+        self.marker(gw_recording::review_requested(
+            review.id.as_str(),
+            &h.reason,
+        ))
+        .await;
         let wait = gw_policy::human_duration(Duration::from_secs(review.expires_at - now));
         let notice = codec::notice_response(
             "NOTICE",
@@ -1067,32 +1103,58 @@ impl<'a> Session<'a> {
         client.write_all(&notice).await?;
         client.flush().await?;
         let held = Arc::clone(&self.held);
-        held.cancel_requested.store(false, std::sync::atomic::Ordering::SeqCst);
-        held.holding.store(true, std::sync::atomic::Ordering::SeqCst);
+        held.cancel_requested
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        held.holding
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let waited = self
-            .wait_for(&review, client, cbuf, upstream, relay, ubuf, shutdown, sleep)
+            .wait_for(
+                &review, client, cbuf, upstream, relay, ubuf, shutdown, sleep,
+            )
             .await;
-        held.holding.store(false, std::sync::atomic::Ordering::SeqCst);
+        held.holding
+            .store(false, std::sync::atomic::Ordering::SeqCst);
         self.gw.reviews.forget(&review.id);
-        let done = match waited? {
-            Ok(done) => done,
-            Err(end) => return Ok(HoldEnd::Session(end)),
+        let done = match waited {
+            Ok(Ok(done)) => done,
+            Ok(Err(end)) => return Ok(HoldEnd::Session(end)),
+            Err(e) => {
+                // Whatever broke the session, its review must not outlive it.
+                let by = crate::reviews::Cancel::Session(self.id.clone());
+                let _ = crate::reviews::cancel(self.gw, &review.id, by, "the session failed").await;
+                return Err(e);
+            }
         };
         let now = crate::audit::unix_now();
         let (allowed, reason) = match done.state {
             gw_review::State::Approved => {
                 match self.gw.reviews.take_approved(&self.id, h.hash, now).await {
                     Ok(Some(_)) => (true, String::new()),
-                    Ok(None) => (false, format!("{} but it no longer covers this statement", crate::reviews::outcome_text(&done))),
+                    Ok(None) => (
+                        false,
+                        format!(
+                            "{} but it no longer covers this statement",
+                            crate::reviews::outcome_text(&done)
+                        ),
+                    ),
                     Err(e) => {
                         tracing::error!(session = %self.id, error = %e, "review store unavailable");
-                        (false, format!("{}, but the review store became unavailable before the statement could run", crate::reviews::outcome_text(&done)))
+                        (
+                            false,
+                            format!(
+                                "{}, but the review store became unavailable before the statement could run",
+                                crate::reviews::outcome_text(&done)
+                            ),
+                        )
                     }
                 }
             }
             gw_review::State::Cancelled if held_by_client(&done) => (
                 false,
-                format!("canceling statement due to user request: review {} was withdrawn", done.id),
+                format!(
+                    "canceling statement due to user request: review {} was withdrawn",
+                    done.id
+                ),
             ),
             _ => (false, crate::reviews::outcome_text(&done)),
         };
@@ -1102,7 +1164,9 @@ impl<'a> Session<'a> {
             .map_or_else(|| "gateway".to_owned(), |d| d.by.clone());
         let label = match done.state {
             gw_review::State::Approved => {
-                let by: Vec<&str> = gw_review::rules::approving_subjects(&done).into_iter().collect();
+                let by: Vec<&str> = gw_review::rules::approving_subjects(&done)
+                    .into_iter()
+                    .collect();
                 gw_recording::review_approved(done.id.as_str(), &by.join(","))
             }
             gw_review::State::Denied => gw_recording::review_denied(done.id.as_str(), &by),
@@ -1114,7 +1178,12 @@ impl<'a> Session<'a> {
         } else {
             format!("{}: {reason}", h.rule)
         };
-        Ok(HoldEnd::Verdict(self.push_open(h.text, allowed, Some(h.rule), &reason)))
+        Ok(HoldEnd::Verdict(self.push_open(
+            h.text,
+            allowed,
+            Some(h.rule),
+            &reason,
+        )))
     }
 
     /// Waits until `review` is decided, expires or is withdrawn. `Ok(Err)`:
@@ -1152,16 +1221,19 @@ impl<'a> Session<'a> {
                 _ = poll.tick() => {}
                 () = &mut expiry => {}
                 () = held.cancel.notified() => {
-                    if held.cancel_requested.swap(false, std::sync::atomic::Ordering::SeqCst) {
-                        if let Ok(r) = withdraw("the client cancelled the statement").await {
-                            return Ok(Ok(r));
-                        }
+                    if held.cancel_requested.swap(false, std::sync::atomic::Ordering::SeqCst)
+                        && let Ok(r) = withdraw("the client cancelled the statement").await
+                    {
+                        return Ok(Ok(r));
                     }
                 }
                 n = client.read_buf(cbuf) => {
-                    if n? == 0 {
+                    // A vanished client (EOF, or a reset without TLS
+                    // close_notify) withdraws its review either way.
+                    if !matches!(n, Ok(n) if n > 0) {
                         let _ = withdraw("the client disconnected").await;
                         let _ = upstream.write_all(&codec::terminate()).await;
+                        n?;
                         return Ok(Err(format!("client disconnected while review {id} was pending")));
                     }
                     if cbuf.len() > HELD_BUFFER_CAP {
@@ -1171,8 +1243,9 @@ impl<'a> Session<'a> {
                     continue;
                 }
                 n = upstream.read_buf(ubuf) => {
-                    if n? == 0 {
+                    if !matches!(n, Ok(n) if n > 0) {
                         let _ = withdraw("the database closed the connection").await;
+                        n?;
                         let msg = codec::error_response("FATAL", "57P01", "the database closed the connection", None, None);
                         let _ = client.write_all(&msg).await;
                         return Ok(Err("server closed the connection".into()));
@@ -1212,7 +1285,9 @@ impl<'a> Session<'a> {
                     r.state = gw_review::State::Expired;
                     return Ok(Ok(r));
                 }
-                Err(e) => tracing::warn!(session = %self.id, review = %id, error = %e, "cannot read the review; still waiting"),
+                Err(e) => {
+                    tracing::warn!(session = %self.id, review = %id, error = %e, "cannot read the review; still waiting")
+                }
             }
         }
     }

@@ -278,5 +278,7 @@ pub(crate) fn outcome_text(r: &Review) -> String {
 
 /// The approver's one-liner, for notices and notifications.
 pub(crate) fn approve_hint(id: &ReviewId) -> String {
-    format!("gwctl review approve {id} --reason \"...\"  (or: gwctl review deny {id} --reason \"...\")")
+    format!(
+        "gwctl review approve {id} --reason \"...\"  (or: gwctl review deny {id} --reason \"...\")"
+    )
 }

@@ -133,7 +133,10 @@ async fn run(args: Args) -> Result<(), Failure> {
         });
     }
     if args.format == Output::Json {
-        println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        );
         return Ok(());
     }
     let now = value["now"].as_u64().unwrap_or(0);
@@ -300,12 +303,9 @@ pub(crate) fn render_show(r: &Review, now: u64) -> String {
     if let Some(s) = &r.session_id {
         let _ = writeln!(out, "  session     {s}");
     }
-    match &r.command {
-        Some(c) => {
-            let _ = writeln!(out, "  command     {}", c.replace('\n', "\n              "));
-            let _ = writeln!(out, "  hash        {}", r.command_hash);
-        }
-        None => {}
+    if let Some(c) = &r.command {
+        let _ = writeln!(out, "  command     {}", c.replace('\n', "\n              "));
+        let _ = writeln!(out, "  hash        {}", r.command_hash);
     }
     let _ = writeln!(out, "  rule        {}", r.guard_or_grant);
     let _ = writeln!(

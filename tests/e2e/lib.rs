@@ -131,6 +131,7 @@ pub struct Gateway {
     pub dir: tempfile::TempDir,
     pub pg_port: u16,
     pub admin_port: u16,
+    pub api_port: u16,
     child: Child,
     env: Vec<(String, String)>,
 }
@@ -138,6 +139,7 @@ pub struct Gateway {
 pub struct GatewayBuilder {
     policy: String,
     env: Vec<(String, String)>,
+    config: String,
 }
 
 impl Gateway {
@@ -145,6 +147,7 @@ impl Gateway {
         GatewayBuilder {
             policy: policy.to_owned(),
             env: Vec::new(),
+            config: String::new(),
         }
     }
 }
@@ -170,6 +173,13 @@ impl GatewayBuilder {
         self
     }
 
+    /// More bootstrap configuration (KDL), appended to the generated file.
+    pub fn config(mut self, kdl: &str) -> GatewayBuilder {
+        self.config.push_str(kdl);
+        self.config.push('\n');
+        self
+    }
+
     pub fn start(self) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
         self.start_in(dir)
@@ -180,30 +190,20 @@ impl GatewayBuilder {
         std::fs::write(dir.path().join("policy/policy.kdl"), &self.policy).unwrap();
         let pg_port = gw_localpg::free_port().unwrap();
         let admin_port = gw_localpg::free_port().unwrap();
+        let api_port = gw_localpg::free_port().unwrap();
         let config = format!(
-            "gateway-id \"gw-test\"\nlisten postgres=\"127.0.0.1:{pg_port}\" admin=\"127.0.0.1:{admin_port}\"\npolicy directory=\"{}\"\nstate \"{}\"\ndemo #false\n",
+            "gateway-id \"gw-test\"\nlisten postgres=\"127.0.0.1:{pg_port}\" admin=\"127.0.0.1:{admin_port}\" api=\"127.0.0.1:{api_port}\"\npolicy directory=\"{}\"\nstate \"{}\"\ndemo #false\n{}",
             dir.path().join("policy").display(),
-            dir.path().join("state").display()
+            dir.path().join("state").display(),
+            self.config,
         );
         std::fs::write(dir.path().join("gatewayd.kdl"), config).unwrap();
-        let log = std::fs::File::create(dir.path().join("gatewayd.log")).unwrap();
-        let mut cmd = Command::new(bin("gatewayd"));
-        cmd.args([
-            "--config",
-            dir.path().join("gatewayd.kdl").to_str().unwrap(),
-            "--log-format",
-            "json",
-        ])
-        .stdout(Stdio::null())
-        .stderr(log);
-        for (k, v) in &self.env {
-            cmd.env(k, v);
-        }
-        let child = cmd.spawn().expect("start gatewayd");
+        let child = spawn(dir.path(), &self.env);
         let gw = Gateway {
             dir,
             pg_port,
             admin_port,
+            api_port,
             child,
             env: self.env,
         };
@@ -212,11 +212,60 @@ impl GatewayBuilder {
     }
 }
 
+/// Starts `gatewayd` on the configuration in `dir`, logging (appending) to
+/// `dir/gatewayd.log`.
+fn spawn(dir: &Path, env: &[(String, String)]) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("gatewayd.log"))
+        .unwrap();
+    let mut cmd = Command::new(bin("gatewayd"));
+    cmd.args([
+        "--config",
+        dir.join("gatewayd.kdl").to_str().unwrap(),
+        "--log-format",
+        "json",
+    ])
+    .stdout(Stdio::null())
+    .stderr(log);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().expect("start gatewayd")
+}
+
+impl Gateway {
+    /// Stops the gateway (SIGTERM) and starts it again on the same state,
+    /// configuration and ports.
+    pub fn restart(&mut self) {
+        self.terminate().expect("gatewayd stops within 30 s");
+        self.child = spawn(self.dir.path(), &self.env);
+        self.wait_ready();
+    }
+
+    /// Runs `gwctl` against this gateway's API, trusting its development
+    /// certificate, with `token`.
+    pub fn gwctl(&self, token: &str, args: &[&str]) -> Output {
+        Command::new(bin("gwctl"))
+            .args(args)
+            .env(
+                "GWCTL_GATEWAY",
+                format!("https://127.0.0.1:{}", self.api_port),
+            )
+            .env("GWCTL_CA", self.state().join("tls/dev-cert.pem"))
+            .env("GWCTL_TOKEN", token)
+            .output()
+            .unwrap()
+    }
+}
+
 impl Gateway {
     fn wait_ready(&self) {
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(20) {
-            if std::net::TcpStream::connect(("127.0.0.1", self.pg_port)).is_ok() {
+            let up = |port| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+            if up(self.pg_port) && up(self.api_port) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));

@@ -4,3 +4,4 @@
 
 mod images;
 mod postgres;
+mod reviews;

@@ -187,12 +187,13 @@ impl Client {
                 why: "a header name or value is not valid HTTP",
             })?;
         if t.tls {
-            let name = ServerName::try_from(t.host.trim_matches(['[', ']']).to_owned()).map_err(
-                |_| Error::Url {
-                    url: t.authority.clone(),
-                    why: "the host is not a valid TLS server name",
-                },
-            )?;
+            let name =
+                ServerName::try_from(t.host.trim_matches(['[', ']']).to_owned()).map_err(|_| {
+                    Error::Url {
+                        url: t.authority.clone(),
+                        why: "the host is not a valid TLS server name",
+                    }
+                })?;
             let stream = self
                 .tls
                 .connect(name, tcp)
