@@ -119,6 +119,8 @@ fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<config::Config>
 }
 
 fn check(config: &config::Config) -> anyhow::Result<std::process::ExitCode> {
+    // Webhook URLs and secrets must resolve, or the gateway would not start.
+    webhooks::prepare(&config.webhooks)?;
     let loaded = state::load_policy(&config.policy);
     match &loaded.rejected {
         None => {
@@ -339,6 +341,10 @@ fn announce(
         );
         eprintln!(
             "Then try: SELECT * FROM customers;   DELETE FROM customers;   DROP TABLE orders;"
+        );
+        eprintln!(
+            "The DROP is held for a DBA's review; approve it from another terminal (see README, \"Reviews\"):\n  GWCTL_CA={}/tls/dev-cert.pem GWCTL_TOKEN=$(cargo run -q --release -p gatewayd -- token --principal dana@example.com --groups dba) cargo run -q --release -p gwctl -- review list",
+            gw.config.state.display()
         );
         eprintln!(
             "Recordings land in {}; play one with `replay play FILE`.\n",

@@ -29,3 +29,28 @@ pub use model::{
     command_hash,
 };
 pub use store::{Filter, SqliteStore, Store};
+
+/// The fuzz entry point: arbitrary bytes as a review id and as a review in
+/// JSON (what `gwctl` reads from a gateway), and every rule applied to
+/// whatever parses. Nothing may panic.
+///
+/// Used by `fuzz/fuzz_targets/review_decode.rs` and by a seeded test.
+pub fn fuzz_decode(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let _ = ReviewId::parse(&text);
+    let Ok(mut review) = serde_json::from_slice::<Review>(data) else {
+        return;
+    };
+    let actor = Principal {
+        subject: "fuzz".into(),
+        groups: vec![review.approvers.clone()],
+    };
+    let now = review.expires_at.wrapping_sub(1);
+    let session = review.session_id.clone().unwrap_or_default();
+    let hash = review.command_hash;
+    let _ = rules::opens_window(&review, &actor.subject, &review.resource.clone(), now);
+    let _ = rules::take(&mut review.clone(), &session, &hash, now);
+    let _ = rules::decide(&mut review.clone(), &actor, Verdict::Approve, "", now);
+    let _ = rules::cancel(&mut review.clone(), CancelBy::Session(&session), now);
+    let _ = rules::expire(&mut review, u64::MAX);
+}

@@ -574,3 +574,28 @@ fn a_review_survives_json_unchanged() {
     let bad = json.replace("rv-abcdefghij", "rv-0");
     assert!(serde_json::from_str::<Review>(&bad).is_err());
 }
+
+#[test]
+fn decoding_arbitrary_bytes_never_panics() {
+    let base = serde_json::to_vec(&review(new_command(2, Some(u64::MAX / 2)))).unwrap();
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for _ in 0..3000 {
+        let mut data = base.clone();
+        for _ in 0..(next() % 6) {
+            let i = (next() as usize) % data.len();
+            data[i] = next() as u8;
+        }
+        crate::fuzz_decode(&data);
+    }
+    for huge in ["18446744073709551615", "0"] {
+        let json = String::from_utf8(base.clone()).unwrap();
+        let json = json.replace("\"expires_at\":1000", &format!("\"expires_at\":{huge}"));
+        crate::fuzz_decode(json.as_bytes());
+    }
+}
