@@ -50,7 +50,7 @@ fn route(path: &str, gw: &Gateway) -> (&'static str, &'static str, String) {
                 format!("{{\"ready\":false,\"reason\":{}}}\n", json_str(why)),
             ),
         },
-        "/status" => ("200 OK", JSON, status(&loaded)),
+        "/status" => ("200 OK", JSON, format!("{}\n", status(gw, &loaded))),
         "/metrics" => (
             "200 OK",
             "text/plain; version=0.0.4",
@@ -60,26 +60,32 @@ fn route(path: &str, gw: &Gateway) -> (&'static str, &'static str, String) {
     }
 }
 
-fn status(l: &Loaded) -> String {
+/// The gateway's state as JSON: the policy in force, the latest rejected
+/// candidate and the latest fetch. Shared with the API's `/v1/status`.
+pub(crate) fn status(gw: &Gateway, l: &Loaded) -> serde_json::Value {
     let p = &l.policy;
-    let state = if l.rejected.is_some() {
-        "deny-all"
-    } else {
-        "active"
-    };
-    let rejected = l
-        .rejected
-        .as_deref()
-        .map_or_else(|| "null".to_owned(), json_str);
-    format!(
-        "{{\"policy\":{{\"state\":{},\"rejected_because\":{rejected},\"revision\":{},\"files\":{},\"resources\":{},\"grants\":{},\"guards\":{},\"masks\":{},\"tests_passed\":{}}}}}\n",
-        json_str(state),
-        json_str(&l.revision),
-        l.files,
-        p.resources.len(),
-        p.grants.len(),
-        p.guards.len(),
-        p.masks.len(),
-        l.tests_passed,
-    )
+    let st = gw.policy_status.lock().unwrap_or_else(|e| e.into_inner());
+    let time = |t: u64| gw_recording::rfc3339(t.saturating_mul(1_000_000));
+    serde_json::json!({
+        "gateway": gw.config.gateway_id,
+        "policy": {
+            "state": if l.rejected.is_some() { "deny-all" } else { "active" },
+            "rejected_because": l.rejected,
+            "source": gw.config.policy.describe(),
+            "revision": l.revision,
+            "applied_at": st.applied_at.map(time),
+            "files": l.files,
+            "resources": p.resources.len(),
+            "grants": p.grants.len(),
+            "guards": p.guards.len(),
+            "masks": p.masks.len(),
+            "tests_passed": l.tests_passed,
+            "rejected_revision": st.rejected.as_ref().map(|r| serde_json::json!({
+                "revision": r.revision, "reason": r.reason, "at": time(r.at),
+            })),
+            "last_fetch": st.fetch.as_ref().map(|f| serde_json::json!({
+                "at": time(f.at), "commit": f.commit, "error": f.error,
+            })),
+        },
+    })
 }

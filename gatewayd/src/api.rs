@@ -67,6 +67,10 @@ async fn handle(
     let path = req.uri().path().to_owned();
     let query = req.uri().query().unwrap_or("").to_owned();
     let method = req.method().clone();
+    // The Git host's push webhook: authenticated by its HMAC, not a token.
+    if method == Method::POST && path == "/v1/policy/refresh" {
+        return refresh(gw, &client, req).await;
+    }
     let principal = match authenticate(gw, &req) {
         Ok(p) => p,
         Err(why) => {
@@ -95,6 +99,12 @@ async fn handle(
             StatusCode::OK,
             &serde_json::json!({"subject": principal.subject, "groups": principal.groups}),
         ),
+        (&Method::GET, ["v1", "status"]) => {
+            let mut v = crate::admin::status(gw, &gw.policy());
+            v["you"] =
+                serde_json::json!({"subject": principal.subject, "groups": principal.groups});
+            json(StatusCode::OK, &v)
+        }
         (&Method::GET, ["v1", "reviews"]) => list(gw, &principal, &query).await,
         (&Method::GET, ["v1", "reviews", id]) => show(gw, &principal, id).await,
         (&Method::POST, ["v1", "reviews", id, action]) => {
@@ -115,6 +125,66 @@ async fn handle(
         });
     }
     response
+}
+
+/// `POST /v1/policy/refresh`: fetch the policy now. The body is ignored;
+/// `X-Hub-Signature-256: sha256=HMAC(secret, body)` must verify (GitHub's
+/// scheme, which Gitea and Forgejo also send).
+async fn refresh(
+    gw: &Gateway,
+    client: &str,
+    req: hyper::Request<hyper::body::Incoming>,
+) -> Response {
+    let secret = match &gw.config.policy {
+        crate::config::PolicySource::Git(g) => g.webhook_secret.clone(),
+        crate::config::PolicySource::Directory { .. } => None,
+    };
+    let Some(secret) = secret else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "the refresh webhook is off: configure `policy git=.. webhook-secret=..`",
+        );
+    };
+    let signature = req
+        .headers()
+        .get("x-hub-signature-256")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let body = match Limited::new(req.into_body(), MAX_BODY * 16).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return error(StatusCode::PAYLOAD_TOO_LARGE, "too-large", "body too large"),
+    };
+    let key = match crate::secrets::resolve(&secret) {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "the policy webhook secret cannot be read");
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the webhook secret is not available",
+            );
+        }
+    };
+    if !crate::policy::webhook_signature_ok(key.as_bytes(), &body, &signature) {
+        gw.audit.record(&AuditEvent::ApiRefused {
+            client,
+            principal: None,
+            path: "/v1/policy/refresh",
+            reason: "bad or missing X-Hub-Signature-256",
+        });
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "bad-signature",
+            "X-Hub-Signature-256 does not match the body",
+        );
+    }
+    gw.policy_refresh.notify_one();
+    json(
+        StatusCode::ACCEPTED,
+        &serde_json::json!({"refresh": "scheduled"}),
+    )
 }
 
 fn authenticate(

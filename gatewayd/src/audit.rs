@@ -13,11 +13,25 @@ use std::sync::Mutex;
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub(crate) enum AuditEvent<'a> {
     PolicyLoaded {
+        revision: &'a str,
+        source: &'a str,
         files: usize,
         tests_passed: usize,
     },
+    /// A candidate revision that was not applied (the one in force stays),
+    /// or, at start, the reason everything is denied.
     PolicyRejected {
+        revision: &'a str,
+        source: &'a str,
         reason: &'a str,
+    },
+    /// A live session's grant was revoked by a new revision.
+    AccessRevoked {
+        session: &'a str,
+        principal: &'a str,
+        resource: &'a str,
+        revision: &'a str,
+        grace_secs: u64,
     },
     SessionOpened {
         session: &'a str,
@@ -26,6 +40,7 @@ pub(crate) enum AuditEvent<'a> {
         protocol: &'a str,
         client: &'a str,
         rule: &'a str,
+        revision: &'a str,
     },
     SessionDenied {
         principal: &'a str,
@@ -34,6 +49,7 @@ pub(crate) enum AuditEvent<'a> {
         client: &'a str,
         rule: &'a str,
         reason: &'a str,
+        revision: &'a str,
     },
     AuthenticationFailed {
         protocol: &'a str,
@@ -48,6 +64,7 @@ pub(crate) enum AuditEvent<'a> {
         rule: &'a str,
         reason: &'a str,
         command: &'a str,
+        revision: &'a str,
     },
     SessionClosed {
         session: &'a str,

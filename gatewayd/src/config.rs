@@ -19,7 +19,9 @@ pub(crate) struct Config {
     /// self-signed development certificate generated under `state`.
     pub(crate) tls_cert: Option<PathBuf>,
     pub(crate) tls_key: Option<PathBuf>,
-    pub(crate) policy: Vec<PathBuf>,
+    pub(crate) policy: PolicySource,
+    /// How long a live session whose grant a new policy revoked may go on.
+    pub(crate) revoke_grace: Duration,
     pub(crate) state: PathBuf,
     pub(crate) recordings: PathBuf,
     /// Start a throwaway PostgreSQL for resources named `demo` when no
@@ -33,6 +35,54 @@ pub(crate) struct Config {
     pub(crate) worker_threads: Option<usize>,
     /// Where review notifications go.
     pub(crate) webhooks: Vec<Webhook>,
+}
+
+/// Where the policy comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum PolicySource {
+    /// Files under a directory, read at start; with `watch`, re-read on
+    /// every change (development).
+    Directory { path: PathBuf, watch: bool },
+    /// A branch of a Git remote, fetched every `poll` (and on a webhook).
+    Git(GitSource),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct GitSource {
+    /// A URL (`https://`, `ssh://`, `git@host:path`) or a local path.
+    pub(crate) remote: String,
+    pub(crate) branch: String,
+    /// The directory inside the repository holding the policy ("" = root).
+    pub(crate) path: String,
+    pub(crate) poll: Duration,
+    /// HMAC key for `POST /v1/policy/refresh` (GitHub's
+    /// `X-Hub-Signature-256`); without it the endpoint is off.
+    pub(crate) webhook_secret: Option<gw_policy::model::SecretRef>,
+    /// Accept only commits SSH-signed by a key in this allowed-signers file.
+    pub(crate) allowed_signers: Option<PathBuf>,
+}
+
+impl PolicySource {
+    /// How the source reads in logs and status.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            PolicySource::Directory { path, watch } => format!(
+                "directory {}{}",
+                path.display(),
+                if *watch { " (watched)" } else { "" }
+            ),
+            PolicySource::Git(g) => format!(
+                "git {} branch {}{}",
+                g.remote,
+                g.branch,
+                if g.path.is_empty() {
+                    String::new()
+                } else {
+                    format!(" path {}", g.path)
+                }
+            ),
+        }
+    }
 }
 
 /// A review-notification receiver. The URL and the secret are references
@@ -69,7 +119,11 @@ impl Default for Config {
             listen_api: Some("127.0.0.1:8443".into()),
             tls_cert: None,
             tls_key: None,
-            policy: vec!["policy-examples/quickstart".into()],
+            policy: PolicySource::Directory {
+                path: "policy-examples/quickstart".into(),
+                watch: false,
+            },
+            revoke_grace: Duration::from_secs(60),
             state: ".gatewayd".into(),
             recordings: ".gatewayd/recordings".into(),
             demo: true,
@@ -150,11 +204,14 @@ pub(crate) fn parse(src: &Source) -> Result<Config, Vec<Diagnostic>> {
                     bad("`tls` needs both `cert` and `key`, or neither (for a generated development certificate)".into());
                 }
             }
-            "policy" => match prop("directory") {
-                Some(d) => c.policy = vec![d.into()],
-                None => bad(
-                    "`policy` needs `directory=\"PATH\"` (Git sources come with issue #7)".into(),
-                ),
+            "policy" => match policy_source(node) {
+                Ok((source, grace)) => {
+                    c.policy = source;
+                    if let Some(g) = grace {
+                        c.revoke_grace = g;
+                    }
+                }
+                Err(msg) => bad(msg),
             },
             "state" => match arg() {
                 Some(v) => {
@@ -219,6 +276,101 @@ pub(crate) fn parse(src: &Source) -> Result<Config, Vec<Diagnostic>> {
     } else {
         Err(errors)
     }
+}
+
+/// `policy directory="PATH" [watch=#true]` or `policy git="REMOTE"
+/// [branch="main"] [path="DIR"] [poll="30s"] [webhook-secret="env:NAME"]
+/// [allowed-signers="/path"]`, either with `[revoke-grace="60s"]`.
+fn policy_source(node: &kdl::KdlNode) -> Result<(PolicySource, Option<Duration>), String> {
+    use gw_policy::model::SecretRef;
+    const KNOWN: [&str; 8] = [
+        "directory",
+        "watch",
+        "git",
+        "branch",
+        "path",
+        "poll",
+        "webhook-secret",
+        "allowed-signers",
+    ];
+    let mut props = std::collections::HashMap::new();
+    for e in node.entries() {
+        let Some(name) = e.name().map(|n| n.value()) else {
+            return Err("`policy` takes properties only, e.g. `policy git=\"URL\"`".into());
+        };
+        if !KNOWN.contains(&name) && name != "revoke-grace" {
+            return Err(format!(
+                "unknown `policy` property `{name}`; known: {}, revoke-grace",
+                KNOWN.join(", ")
+            ));
+        }
+        props.insert(name, e.value());
+    }
+    let string = |k: &str| props.get(k).and_then(|v| v.as_string());
+    let duration = |k: &str| -> Result<Option<Duration>, String> {
+        match props.get(k) {
+            None => Ok(None),
+            Some(v) => v
+                .as_string()
+                .and_then(parse_duration)
+                .map(Some)
+                .ok_or(format!("`{k}` needs a duration such as \"30s\"")),
+        }
+    };
+    let grace = duration("revoke-grace")?;
+    let source = match (string("directory"), string("git")) {
+        (Some(dir), None) => {
+            if [
+                "branch",
+                "path",
+                "poll",
+                "webhook-secret",
+                "allowed-signers",
+            ]
+            .iter()
+            .any(|k| props.contains_key(k))
+            {
+                return Err("`branch`, `path`, `poll`, `webhook-secret` and `allowed-signers` apply to `git=` sources".into());
+            }
+            let watch = match props.get("watch") {
+                None => false,
+                Some(v) => v.as_bool().ok_or("`watch` needs #true or #false")?,
+            };
+            PolicySource::Directory {
+                path: dir.into(),
+                watch,
+            }
+        }
+        (None, Some(remote)) => {
+            if props.contains_key("watch") {
+                return Err("`watch` applies to `directory=` sources; Git sources poll".into());
+            }
+            let webhook_secret = match string("webhook-secret") {
+                None => None,
+                Some(s) => Some(SecretRef::parse(s).ok_or(
+                    "`webhook-secret` must be a reference (env:NAME or file:/path), never the secret itself",
+                )?),
+            };
+            let branch = string("branch").unwrap_or("main");
+            if branch.is_empty() || branch.starts_with('-') || branch.contains("..") {
+                return Err(format!("`{branch}` is not a usable branch name"));
+            }
+            PolicySource::Git(GitSource {
+                remote: remote.to_owned(),
+                branch: branch.to_owned(),
+                path: string("path").unwrap_or("").trim_matches('/').to_owned(),
+                poll: duration("poll")?.unwrap_or(Duration::from_secs(30)),
+                webhook_secret,
+                allowed_signers: string("allowed-signers").map(PathBuf::from),
+            })
+        }
+        _ => {
+            return Err(
+                "`policy` needs exactly one of `directory=\"PATH\"` or `git=\"REMOTE\"`".into(),
+            );
+        }
+    };
+    Ok((source, grace))
 }
 
 /// `webhook "URL" format="generic|slack" secret="env:NAME"`
@@ -305,6 +457,43 @@ mod tests {
         let errors = parse(&bad).unwrap_err();
         assert_eq!(errors.len(), 4, "{errors:?}");
         assert!(errors.iter().all(|e| !e.message.contains("hunter2")));
+    }
+
+    #[test]
+    fn policy_from_git_or_a_watched_directory() {
+        let src = Source::new(
+            "b.kdl",
+            "policy git=\"https://git.example.com/policy.git\" branch=\"prod\" path=\"/policy/\" poll=\"10s\" webhook-secret=\"env:HOOK\" allowed-signers=\"/etc/gw/signers\" revoke-grace=\"5s\"\n",
+        );
+        let c = parse(&src).unwrap();
+        assert_eq!(c.revoke_grace, Duration::from_secs(5));
+        let PolicySource::Git(g) = &c.policy else {
+            panic!("{:?}", c.policy)
+        };
+        assert_eq!((g.branch.as_str(), g.path.as_str()), ("prod", "policy"));
+        assert_eq!(g.poll, Duration::from_secs(10));
+        let c = parse(&Source::new(
+            "b.kdl",
+            "policy directory=\"/p\" watch=#true\n",
+        ))
+        .unwrap();
+        assert_eq!(
+            c.policy,
+            PolicySource::Directory {
+                path: "/p".into(),
+                watch: true
+            }
+        );
+        for bad in [
+            "policy\n",
+            "policy directory=\"/p\" git=\"/q\"\n",
+            "policy directory=\"/p\" branch=\"x\"\n",
+            "policy git=\"/q\" webhook-secret=\"hunter2\"\n",
+            "policy git=\"/q\" branch=\"--upload-pack=x\"\n",
+            "policy git=\"/q\" pol=\"1s\"\n",
+        ] {
+            assert!(parse(&Source::new("b.kdl", bad)).is_err(), "{bad}");
+        }
     }
 
     #[test]

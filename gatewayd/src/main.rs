@@ -16,6 +16,7 @@ mod config;
 mod demo;
 mod files;
 mod metrics;
+mod policy;
 mod postgres;
 mod recorder;
 mod reviews;
@@ -30,7 +31,7 @@ use clap::{Parser, Subcommand};
 use state::Gateway;
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 
 #[derive(Parser)]
 #[command(name = "gatewayd", version, about = "The access gateway daemon")]
@@ -121,7 +122,7 @@ fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<config::Config>
 fn check(config: &config::Config) -> anyhow::Result<std::process::ExitCode> {
     // Webhook URLs and secrets must resolve, or the gateway would not start.
     webhooks::prepare(&config.webhooks)?;
-    let loaded = state::load_policy(&config.policy);
+    let loaded = policy::initial(config);
     match &loaded.rejected {
         None => {
             println!(
@@ -211,14 +212,22 @@ async fn serve(config: config::Config) -> anyhow::Result<()> {
         .with_context(|| format!("creating {}", config.state.display()))?;
     let (_, token_keys, recording_key) = state::keys(&config)?;
     let audit = audit::AuditLog::open(&config.state.join("audit.jsonl"), &config.gateway_id)?;
-    let loaded = state::load_policy(&config.policy);
+    let loaded = policy::initial(&config);
+    let source = config.policy.describe();
     match &loaded.rejected {
         None => audit.record(&audit::AuditEvent::PolicyLoaded {
+            revision: &loaded.revision,
+            source: &source,
             files: loaded.files,
             tests_passed: loaded.tests_passed,
         }),
-        Some(why) => audit.record(&audit::AuditEvent::PolicyRejected { reason: why }),
+        Some(why) => audit.record(&audit::AuditEvent::PolicyRejected {
+            revision: &loaded.revision,
+            source: &source,
+            reason: why,
+        }),
     }
+    let applied_at = loaded.rejected.is_none().then(audit::unix_now);
     // PostgreSQL 17 clients using direct TLS (sslnegotiation=direct) require
     // the `postgresql` ALPN protocol; clients that offer none still connect.
     let tls = tokio_rustls::TlsAcceptor::from(tls::server_config(&config, &[b"postgresql"])?);
@@ -226,7 +235,12 @@ async fn serve(config: config::Config) -> anyhow::Result<()> {
     let (hooks, deliveries) = webhooks::prepare(&config.webhooks)?;
     let reviews = reviews::Reviews::open(&config.state.join("reviews.sqlite"), hooks)?;
     let gw = Arc::new(Gateway {
-        policy: RwLock::new(Arc::new(loaded)),
+        policy: tokio::sync::watch::channel(Arc::new(loaded)).0,
+        policy_status: Mutex::new(policy::Status {
+            applied_at,
+            ..policy::Status::default()
+        }),
+        policy_refresh: tokio::sync::Notify::new(),
         audit,
         token_keys,
         recording_key,
@@ -243,6 +257,7 @@ async fn serve(config: config::Config) -> anyhow::Result<()> {
         tokio::spawn(webhooks::deliver(Arc::clone(&gw), d));
     }
     tokio::spawn(reviews::sweeper(Arc::clone(&gw)));
+    tokio::spawn(policy::follow(Arc::clone(&gw)));
     let _demo = if gw.config.demo {
         demo::maybe_start(&gw).unwrap_or_else(|e| {
             tracing::error!(error = %format!("{e:#}"), "the demo database could not start");

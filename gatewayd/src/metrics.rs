@@ -21,6 +21,10 @@ pub(crate) struct Metrics {
     pub(crate) webhook_deliveries: AtomicU64,
     pub(crate) webhook_failures: AtomicU64,
     pub(crate) webhook_dropped: AtomicU64,
+    pub(crate) policy_applied: AtomicU64,
+    pub(crate) policy_rejections: AtomicU64,
+    pub(crate) policy_fetch_failures: AtomicU64,
+    pub(crate) sessions_revoked: AtomicU64,
 }
 
 impl Metrics {
@@ -76,6 +80,24 @@ impl Metrics {
                 ("{verdict=\"review\"}", g(&self.commands_review)),
                 ("{verdict=\"deny\"}", g(&self.commands_denied)),
             ],
+        );
+        counter(
+            "gatewayd_policy_revisions_total",
+            "Candidate policy revisions by outcome: applied, or rejected (invalid, failing tests, unsigned).",
+            &[
+                ("{outcome=\"applied\"}", g(&self.policy_applied)),
+                ("{outcome=\"rejected\"}", g(&self.policy_rejections)),
+            ],
+        );
+        counter(
+            "gatewayd_policy_fetch_failures_total",
+            "Times the policy source could not be read (the revision in force stayed).",
+            &[("", g(&self.policy_fetch_failures))],
+        );
+        counter(
+            "gatewayd_sessions_revoked_total",
+            "Live sessions ended because a new policy revision revoked their grant.",
+            &[("", g(&self.sessions_revoked))],
         );
         counter(
             "gatewayd_reviews_requested_total",

@@ -340,11 +340,13 @@ async fn client_login<S: Io>(
         .policy
         .decide_session(&token.principal, &database, now);
     let rule = decision.decision.rule.to_string();
+    let revision = loaded.revision.clone();
     let refuse = |reason: String| Refusal {
         principal: token.principal.subject.clone(),
         resource: database.clone(),
         rule: rule.clone(),
         reason,
+        revision: revision.clone(),
     };
     let resource = loaded.policy.resource(&database).cloned();
     match (decision.decision.verdict, decision.terms.clone(), resource) {
@@ -404,6 +406,7 @@ struct Refusal {
     resource: String,
     rule: String,
     reason: String,
+    revision: String,
 }
 
 impl Refusal {
@@ -416,6 +419,7 @@ impl Refusal {
             client,
             rule: &self.rule,
             reason: &self.reason,
+            revision: &self.revision,
         });
         let msg = format!("access denied by gateway policy: {}", self.reason);
         fatal(s, "42501", &msg, None, None).await
@@ -543,6 +547,7 @@ async fn session<S: Io>(
         protocol: "postgres",
         client,
         rule: &login.rule,
+        revision: &login.loaded.revision,
     });
     // The client gets the server's parameters and the gateway's own key.
     let mut hello = BytesMut::new();
@@ -756,6 +761,14 @@ impl<'a> Session<'a> {
         if *shutdown.borrow() {
             return Ok("gateway shutting down".into());
         }
+        // A new policy revision may revoke this session's grant: it then
+        // ends after the configured grace period (unless a later revision
+        // restores the grant first).
+        let mut policy = self.gw.policy.subscribe();
+        policy.mark_unchanged();
+        let revoke = tokio::time::sleep(Duration::from_secs(0));
+        tokio::pin!(revoke);
+        let mut revoked: Option<String> = None;
         loop {
             // Process whatever is buffered before waiting for more.
             match self.drain_client(&mut relay, &mut cbuf, &mut to_up).await? {
@@ -826,7 +839,64 @@ impl<'a> Session<'a> {
                 () = &mut sleep => {
                     return Ok(self.time_is_up(client, &mut upstream).await);
                 }
+                _ = policy.changed() => {
+                    let loaded = Arc::clone(&policy.borrow_and_update());
+                    let before = revoked.is_some();
+                    revoked = self.still_allowed(&loaded).await.err();
+                    match (&revoked, before) {
+                        (Some(why), false) => {
+                            let grace = self.gw.config.revoke_grace;
+                            revoke.as_mut().reset(tokio::time::Instant::now() + grace);
+                            self.gw.audit.record(&AuditEvent::AccessRevoked {
+                                session: &self.id,
+                                principal: &self.login.principal.subject,
+                                resource: &self.login.resource.name,
+                                revision: &loaded.revision,
+                                grace_secs: grace.as_secs(),
+                            });
+                            let msg = format!(
+                                "your access to \"{}\" was revoked by policy revision {}: {why}; this session ends in {}",
+                                self.login.resource.name,
+                                short(&loaded.revision),
+                                gw_policy::human_duration(grace)
+                            );
+                            client.write_all(&codec::notice_response("WARNING", "01000", &msg, None, None)).await?;
+                            self.marker(format!("policy:revoked revision={} grace_s={}", loaded.revision, grace.as_secs())).await;
+                        }
+                        (None, true) => {
+                            self.marker(format!("policy:restored revision={}", loaded.revision)).await;
+                        }
+                        _ => {}
+                    }
+                }
+                () = &mut revoke, if revoked.is_some() => {
+                    let why = revoked.take().unwrap_or_default();
+                    crate::metrics::Metrics::inc(&self.gw.metrics.sessions_revoked);
+                    let msg = format!("session ended by the gateway: access to \"{}\" was revoked by a policy change ({why})", self.login.resource.name);
+                    let _ = client.write_all(&gw_proto_postgres::relay::session_end_error(&msg)).await;
+                    let _ = upstream.write_all(&codec::terminate()).await;
+                    return Ok(format!("access revoked by a policy change: {why}"));
+                }
             }
+        }
+    }
+
+    /// Whether this session's principal may still use its resource under a
+    /// new revision; also records the revision in the recording. `Err` says
+    /// why not.
+    async fn still_allowed(&self, loaded: &crate::state::Loaded) -> Result<(), String> {
+        self.marker(format!("policy:revision revision={}", loaded.revision))
+            .await;
+        let now = crate::audit::unix_now();
+        let d = loaded
+            .policy
+            .decide_session(&self.login.principal, &self.login.resource.name, now);
+        match d.decision.verdict {
+            gw_policy::Verdict::Allow | gw_policy::Verdict::Log => Ok(()),
+            // A session that came in through an approved access window keeps
+            // it; the window's own end still applies.
+            gw_policy::Verdict::Review if self.login.window_ends.is_some() => Ok(()),
+            _ => Err(d.decision.reason),
         }
     }
 
@@ -969,6 +1039,7 @@ impl<'a> Session<'a> {
             rule: &d.rule.to_string(),
             reason: &d.reason,
             command: &text,
+            revision: &loaded.revision,
         });
         if let Some(h) = hold {
             return Decided::Hold(Box::new(h));
@@ -1693,6 +1764,15 @@ async fn fatal<S: AsyncWrite + Unpin>(
 /// cancel), rather than by the requester through the API.
 fn held_by_client(r: &gw_review::Review) -> bool {
     r.state == gw_review::State::Cancelled && r.session_id.is_some()
+}
+
+/// A revision for people: Git commits to 12 digits, content hashes whole.
+fn short(revision: &str) -> &str {
+    if revision.len() == 40 && revision.bytes().all(|b| b.is_ascii_hexdigit()) {
+        &revision[..12]
+    } else {
+        revision
+    }
 }
 
 fn quote(s: &str) -> String {

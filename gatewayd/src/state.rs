@@ -6,7 +6,7 @@ use crate::config::Config;
 use gw_policy::{Policy, Source};
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 
 /// The policy in force, and why it is what it is.
 pub(crate) struct Loaded {
@@ -27,44 +27,53 @@ pub(crate) fn load_policy(paths: &[PathBuf]) -> Loaded {
         Err(e) => return rejected(0, e.to_string(), String::new()),
     };
     let revision = content_revision(&sources);
-    match gw_policy::load(&sources) {
-        Err(diags) => {
-            tracing::error!(report = %gw_policy::diagnostic::render_human(&sources, &diags), "policy rejected");
-            rejected(
-                sources.len(),
-                format!("{} error(s) in the policy", diags.len()),
-                revision,
-            )
-        }
-        Ok(policy) => {
-            let outcomes = gw_policy::run_tests(&policy);
-            let failed: Vec<_> = outcomes
-                .iter()
-                .filter(|o| !o.passed)
-                .map(|o| o.case.name.clone())
-                .collect();
-            if !failed.is_empty() {
-                tracing::error!(tests = ?failed, "policy tests failed");
-                return rejected(
-                    sources.len(),
-                    format!("{} policy test(s) failed", failed.len()),
-                    revision,
-                );
-            }
-            let tests_passed = outcomes.len();
-            Loaded {
-                policy,
-                files: sources.len(),
-                rejected: None,
-                tests_passed,
-                revision,
-            }
-        }
+    let files = sources.len();
+    validate(&sources, revision.clone())
+        .unwrap_or_else(|why| rejected(files, why.summary, revision))
+}
+
+/// Why a candidate policy was not applied: a one-line summary, and the full
+/// report (every diagnostic or failed test) for the log.
+pub(crate) struct Invalid {
+    pub(crate) summary: String,
+    pub(crate) report: String,
+}
+
+/// Validates a candidate policy exactly as `gwctl lint` and `gwctl test` do
+/// (`gw_policy::load`, then `gw_policy::run_tests`).
+pub(crate) fn validate(sources: &[Source], revision: String) -> Result<Loaded, Invalid> {
+    let policy = gw_policy::load(sources).map_err(|diags| Invalid {
+        summary: format!("{} error(s) in the policy", diags.len()),
+        report: gw_policy::diagnostic::render_human(sources, &diags),
+    })?;
+    let outcomes = gw_policy::run_tests(&policy);
+    let failed: Vec<_> = outcomes
+        .iter()
+        .filter(|o| !o.passed)
+        .map(|o| o.case.name.clone())
+        .collect();
+    if !failed.is_empty() {
+        return Err(Invalid {
+            summary: format!(
+                "{} policy test(s) failed: {}",
+                failed.len(),
+                failed.join(", ")
+            ),
+            report: format!("failed tests: {failed:?}"),
+        });
     }
+    let tests_passed = outcomes.len();
+    Ok(Loaded {
+        files: sources.len(),
+        rejected: None,
+        tests_passed,
+        revision,
+        policy,
+    })
 }
 
 /// Fail closed: a policy that does not validate is never applied.
-fn rejected(files: usize, why: String, revision: String) -> Loaded {
+pub(crate) fn rejected(files: usize, why: String, revision: String) -> Loaded {
     Loaded {
         policy: Policy::deny_all(why.clone()),
         files,
@@ -76,7 +85,7 @@ fn rejected(files: usize, why: String, revision: String) -> Loaded {
 
 /// A content hash of the policy files, standing in for the Git revision
 /// until the policy comes from Git (issue #7).
-fn content_revision(sources: &[Source]) -> String {
+pub(crate) fn content_revision(sources: &[Source]) -> String {
     let mut h = blake3::Hasher::new();
     for s in sources {
         h.update(s.path.as_bytes())
@@ -98,7 +107,12 @@ pub(crate) struct Override {
 
 pub(crate) struct Gateway {
     pub(crate) config: Config,
-    pub(crate) policy: RwLock<Arc<Loaded>>,
+    /// The policy in force. Replaced whole (readers never see a mix of
+    /// revisions); sessions subscribe to learn about new revisions.
+    pub(crate) policy: tokio::sync::watch::Sender<Arc<Loaded>>,
+    pub(crate) policy_status: Mutex<crate::policy::Status>,
+    /// Wakes the Git follower at once (the refresh webhook).
+    pub(crate) policy_refresh: tokio::sync::Notify,
     pub(crate) audit: AuditLog,
     pub(crate) token_keys: gw_keys::TrustedKeys,
     pub(crate) recording_key: gw_keys::SigningKey,
@@ -144,7 +158,7 @@ const MASKER_CACHE: usize = 4096;
 
 impl Gateway {
     pub(crate) fn policy(&self) -> Arc<Loaded> {
-        Arc::clone(&self.policy.read().unwrap_or_else(|e| e.into_inner()))
+        Arc::clone(&self.policy.borrow())
     }
 
     /// The masker for a session: compiled once per key, then shared.

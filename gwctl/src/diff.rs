@@ -4,7 +4,7 @@
 
 use crate::Failure;
 use crate::sources;
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use gw_policy::diagnostic::json_str;
 use gw_policy::{Change, Direction, Source};
 use std::path::{Path, PathBuf};
@@ -59,47 +59,8 @@ fn resolve(spec: &str, repo: Option<&Path>) -> anyhow::Result<Vec<Source>> {
         .revparse_single(rev)
         .and_then(|o| o.peel_to_commit())
         .with_context(|| format!("`{rev}` is neither a path nor a Git revision"))?;
-    let mut tree = commit.tree()?;
-    if !subdir.is_empty() {
-        let entry = tree
-            .get_path(Path::new(subdir))
-            .with_context(|| format!("no `{subdir}` in {rev}"))?;
-        tree = entry
-            .to_object(&repo)?
-            .peel_to_tree()
-            .with_context(|| format!("`{subdir}` in {rev} is not a directory"))?;
-    }
-    let mut out = Vec::new();
-    let mut failure = None;
-    tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
-        let name = entry.name().unwrap_or("");
-        if name.starts_with('.') {
-            return git2::TreeWalkResult::Skip;
-        }
-        if !name.ends_with(".kdl") || entry.kind() != Some(git2::ObjectType::Blob) {
-            return git2::TreeWalkResult::Ok;
-        }
-        let blob = entry.to_object(&repo).and_then(|o| o.peel_to_blob());
-        match blob.map(|b| String::from_utf8(b.content().to_vec())) {
-            Ok(Ok(text)) => out.push(Source::new(
-                format!(
-                    "{rev}:{subdir}{}{dir}{name}",
-                    if subdir.is_empty() { "" } else { "/" }
-                ),
-                text,
-            )),
-            _ => failure = Some(format!("{dir}{name} in {rev} is not readable UTF-8")),
-        }
-        git2::TreeWalkResult::Ok
-    })?;
-    if let Some(f) = failure {
-        bail!(f);
-    }
-    out.sort_by(|a, b| a.path.cmp(&b.path));
-    if out.is_empty() {
-        bail!("no .kdl files in {spec}");
-    }
-    Ok(out)
+    gw_policy_git::read_tree(&repo, &commit, subdir, &format!("{rev}:"))
+        .with_context(|| format!("reading the policy at `{spec}`"))
 }
 
 fn marker(d: Direction) -> &'static str {

@@ -12,6 +12,7 @@ mod explain;
 mod lint;
 mod review;
 mod sources;
+mod status;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -55,6 +56,8 @@ enum Command {
     Diff(diff::Args),
     /// Lists, shows, approves and denies reviews on a running gateway.
     Review(review::Args),
+    /// Shows who you are to a gateway and the policy it enforces.
+    Status(status::Args),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -85,6 +88,7 @@ fn main() -> ExitCode {
         Command::Explain(args) => explain::explain(*args),
         Command::Diff(args) => diff::diff(args),
         Command::Review(args) => review::review(args),
+        Command::Status(args) => status::status(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

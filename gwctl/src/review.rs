@@ -15,6 +15,17 @@ use std::time::Duration;
 
 #[derive(ClapArgs)]
 pub(crate) struct Args {
+    #[command(flatten)]
+    conn: Conn,
+    #[arg(long, value_enum, default_value_t = Output::Human, global = true)]
+    format: Output,
+    #[command(subcommand)]
+    command: Action,
+}
+
+/// How to reach a gateway's API, shared by `gwctl review` and `gwctl status`.
+#[derive(ClapArgs)]
+pub(crate) struct Conn {
     /// The gateway's API address.
     #[arg(
         long,
@@ -33,10 +44,51 @@ pub(crate) struct Args {
     /// gateway's development certificate `.gatewayd/tls/dev-cert.pem`.
     #[arg(long, env = "GWCTL_CA", global = true)]
     ca: Option<PathBuf>,
-    #[arg(long, value_enum, default_value_t = Output::Human, global = true)]
-    format: Output,
-    #[command(subcommand)]
-    command: Action,
+}
+
+impl Conn {
+    /// One API call: the JSON answer of a 2xx, or a failure that already
+    /// told the user what the gateway said (exit 1 for refusals).
+    pub(crate) async fn call(
+        &self,
+        method: &'static str,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<serde_json::Value, Failure> {
+        let token = token(self)?;
+        let cas: Vec<&std::path::Path> = self.ca.iter().map(PathBuf::as_path).collect();
+        let client = gw_http::Client::new(&cas).map_err(anyhow::Error::from)?;
+        let base = self.gateway.trim_end_matches('/');
+        let url = format!("{base}{path}");
+        let mut req = match body {
+            Some(b) => gw_http::Request::post_json(&url, b),
+            None => gw_http::Request::get(&url),
+        };
+        req.method = method;
+        let req = req.header("authorization", format!("Bearer {token}"));
+        let resp = client
+            .send(req, Duration::from_secs(30))
+            .await
+            .with_context(|| format!("talking to the gateway at {base}"))?;
+        let value: serde_json::Value = serde_json::from_slice(&resp.body).map_err(|_| {
+            anyhow!(
+                "the gateway answered HTTP {} with something that is not JSON",
+                resp.status
+            )
+        })?;
+        if !resp.is_success() {
+            let message = value["error"]["message"]
+                .as_str()
+                .unwrap_or("no reason given");
+            eprintln!("error: {message}");
+            return Err(match resp.status {
+                401 => Failure::Usage(anyhow!("the gateway did not accept the token")),
+                403 | 404 | 409 => Failure::Policy,
+                s => Failure::Usage(anyhow!("the gateway answered HTTP {s}")),
+            });
+        }
+        Ok(value)
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -79,18 +131,21 @@ enum Action {
 }
 
 pub(crate) fn review(args: Args) -> Result<(), Failure> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    block_on(run(args))
+}
+
+/// Runs an API conversation on a single-threaded runtime.
+pub(crate) fn block_on<F: std::future::Future<Output = Result<(), Failure>>>(
+    f: F,
+) -> Result<(), Failure> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .context("starting the runtime")?;
-    runtime.block_on(run(args))
+        .context("starting the runtime")?
+        .block_on(f)
 }
 
 async fn run(args: Args) -> Result<(), Failure> {
-    let token = token(&args)?;
-    let cas: Vec<&std::path::Path> = args.ca.iter().map(PathBuf::as_path).collect();
-    let client = gw_http::Client::new(&cas).map_err(anyhow::Error::from)?;
-    let base = args.gateway.trim_end_matches('/');
     let (method, path, body) = match &args.command {
         Action::List { state, resource } => {
             let mut q = format!("state={}", encode(state));
@@ -104,34 +159,7 @@ async fn run(args: Args) -> Result<(), Failure> {
         Action::Deny { id, reason } => post(id, "deny", reason),
         Action::Cancel { id, reason } => post(id, "cancel", reason),
     };
-    let url = format!("{base}{path}");
-    let mut req = match body {
-        Some(b) => gw_http::Request::post_json(&url, b),
-        None => gw_http::Request::get(&url),
-    };
-    req.method = method;
-    let req = req.header("authorization", format!("Bearer {token}"));
-    let resp = client
-        .send(req, Duration::from_secs(30))
-        .await
-        .with_context(|| format!("talking to the gateway at {base}"))?;
-    let value: serde_json::Value = serde_json::from_slice(&resp.body).map_err(|_| {
-        anyhow!(
-            "the gateway answered HTTP {} with something that is not JSON",
-            resp.status
-        )
-    })?;
-    if !resp.is_success() {
-        let message = value["error"]["message"]
-            .as_str()
-            .unwrap_or("no reason given");
-        eprintln!("error: {message}");
-        return Err(match resp.status {
-            401 => Failure::Usage(anyhow!("the gateway did not accept the token")),
-            403 | 404 | 409 => Failure::Policy,
-            s => Failure::Usage(anyhow!("the gateway answered HTTP {s}")),
-        });
-    }
+    let value = args.conn.call(method, &path, body).await?;
     if args.format == Output::Json {
         println!(
             "{}",
@@ -169,7 +197,7 @@ fn post(id: &str, action: &str, reason: &str) -> (&'static str, String, Option<V
     )
 }
 
-fn token(args: &Args) -> anyhow::Result<String> {
+fn token(args: &Conn) -> anyhow::Result<String> {
     if let Some(t) = &args.token {
         return Ok(t.trim().to_owned());
     }

@@ -140,6 +140,7 @@ pub struct GatewayBuilder {
     policy: String,
     env: Vec<(String, String)>,
     config: String,
+    source: Option<String>,
 }
 
 impl Gateway {
@@ -148,6 +149,7 @@ impl Gateway {
             policy: policy.to_owned(),
             env: Vec::new(),
             config: String::new(),
+            source: None,
         }
     }
 }
@@ -173,6 +175,13 @@ impl GatewayBuilder {
         self
     }
 
+    /// The `policy ...` line of the bootstrap configuration (default: the
+    /// directory the builder writes the policy into).
+    pub fn policy_source(mut self, kdl: &str) -> GatewayBuilder {
+        self.source = Some(kdl.to_owned());
+        self
+    }
+
     /// More bootstrap configuration (KDL), appended to the generated file.
     pub fn config(mut self, kdl: &str) -> GatewayBuilder {
         self.config.push_str(kdl);
@@ -191,9 +200,14 @@ impl GatewayBuilder {
         let pg_port = gw_localpg::free_port().unwrap();
         let admin_port = gw_localpg::free_port().unwrap();
         let api_port = gw_localpg::free_port().unwrap();
+        let source = self.source.clone().unwrap_or_else(|| {
+            format!(
+                "policy directory=\"{}\"",
+                dir.path().join("policy").display()
+            )
+        });
         let config = format!(
-            "gateway-id \"gw-test\"\nlisten postgres=\"127.0.0.1:{pg_port}\" admin=\"127.0.0.1:{admin_port}\" api=\"127.0.0.1:{api_port}\"\npolicy directory=\"{}\"\nstate \"{}\"\ndemo #false\n{}",
-            dir.path().join("policy").display(),
+            "gateway-id \"gw-test\"\nlisten postgres=\"127.0.0.1:{pg_port}\" admin=\"127.0.0.1:{admin_port}\" api=\"127.0.0.1:{api_port}\"\n{source}\nstate \"{}\"\ndemo #false\n{}",
             dir.path().join("state").display(),
             self.config,
         );
@@ -429,6 +443,19 @@ impl Drop for Gateway {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Polls `check` every 100 ms until it returns `Some`, or panics after
+/// `secs` seconds with `what`.
+pub fn wait_for<T>(secs: u64, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

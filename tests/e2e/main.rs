@@ -2,6 +2,7 @@
 //! Run with `cargo test -p gw-e2e`.
 #![allow(clippy::print_stderr)]
 
+mod gitops;
 mod images;
 mod postgres;
 mod reviews;
