@@ -83,8 +83,8 @@ pub(crate) fn rejected(files: usize, why: String, revision: String) -> Loaded {
     }
 }
 
-/// A content hash of the policy files, standing in for the Git revision
-/// until the policy comes from Git (issue #7).
+/// The revision of a policy read from a directory: a content hash of its
+/// files (a Git source's revision is the commit id).
 pub(crate) fn content_revision(sources: &[Source]) -> String {
     let mut h = blake3::Hasher::new();
     for s in sources {
