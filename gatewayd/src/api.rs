@@ -24,9 +24,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-const MAX_BODY: usize = 64 << 10;
+pub(crate) const MAX_BODY: usize = 64 << 10;
 
-type Response = hyper::Response<Full<Bytes>>;
+pub(crate) type Response = hyper::Response<Full<Bytes>>;
 
 pub(crate) async fn serve(listener: TcpListener, gw: Arc<Gateway>, tls: tokio_rustls::TlsAcceptor) {
     loop {
@@ -59,7 +59,7 @@ pub(crate) async fn serve(listener: TcpListener, gw: Arc<Gateway>, tls: tokio_ru
 }
 
 async fn handle(
-    gw: &Gateway,
+    gw: &Arc<Gateway>,
     peer: SocketAddr,
     req: hyper::Request<hyper::body::Incoming>,
 ) -> Response {
@@ -71,8 +71,11 @@ async fn handle(
     if method == Method::POST && path == "/v1/policy/refresh" {
         return refresh(gw, &client, req).await;
     }
-    let principal = match authenticate(gw, &req) {
-        Ok(p) => p,
+    if path.starts_with("/v1/login") {
+        return crate::login_api::handle(gw, &client, req).await;
+    }
+    let token = match authenticate(gw, &req) {
+        Ok(t) => t,
         Err(why) => {
             gw.audit.record(&AuditEvent::ApiRefused {
                 client: &client,
@@ -82,6 +85,10 @@ async fn handle(
             });
             return error(StatusCode::UNAUTHORIZED, "unauthenticated", &why);
         }
+    };
+    let principal = gw_review::Principal {
+        subject: token.principal.subject.clone(),
+        groups: token.principal.groups.clone(),
     };
     let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
@@ -106,6 +113,11 @@ async fn handle(
             json(StatusCode::OK, &v)
         }
         (&Method::GET, ["v1", "reviews"]) => list(gw, &principal, &query).await,
+        (&Method::POST, ["v1", "logout"]) => crate::login_api::logout(gw, &token),
+        (&Method::POST, ["v1", "tokens", "revoke"]) => {
+            crate::login_api::revoke(gw, &token, &body)
+        }
+        (&Method::GET, ["v1", "resources"]) => crate::login_api::resources(gw, &token),
         (&Method::GET, ["v1", "reviews", id]) => show(gw, &principal, id).await,
         (&Method::POST, ["v1", "reviews", id, action]) => {
             act(gw, &principal, id, action, &body).await
@@ -190,7 +202,7 @@ async fn refresh(
 fn authenticate(
     gw: &Gateway,
     req: &hyper::Request<hyper::body::Incoming>,
-) -> Result<gw_review::Principal, String> {
+) -> Result<gw_identity::Token, String> {
     let header = req
         .headers()
         .get(hyper::header::AUTHORIZATION)
@@ -199,13 +211,7 @@ fn authenticate(
     let token = header
         .strip_prefix("Bearer ")
         .ok_or("the Authorization header must be `Bearer TOKEN`")?;
-    let now = crate::audit::unix_now();
-    let t = gw_identity::verify(token.trim(), &gw.token_keys, now, |_, _| false)
-        .map_err(|e| format!("gateway token refused: {e}"))?;
-    Ok(gw_review::Principal {
-        subject: t.principal.subject,
-        groups: t.principal.groups,
-    })
+    crate::identity::verify(gw, token).map_err(|e| format!("gateway token refused: {e}"))
 }
 
 /// Whether `p` may see `r`: they asked for it, or may decide it.
@@ -350,14 +356,14 @@ fn store_error(e: &ReviewError) -> Response {
     error(status, code, &e.to_string())
 }
 
-fn error(status: StatusCode, code: &str, message: &str) -> Response {
+pub(crate) fn error(status: StatusCode, code: &str, message: &str) -> Response {
     json(
         status,
         &serde_json::json!({"error": {"code": code, "message": message}}),
     )
 }
 
-fn json(status: StatusCode, value: &serde_json::Value) -> Response {
+pub(crate) fn json(status: StatusCode, value: &serde_json::Value) -> Response {
     let mut body = serde_json::to_vec(value).unwrap_or_default();
     body.push(b'\n');
     let mut r = hyper::Response::new(Full::new(Bytes::from(body)));

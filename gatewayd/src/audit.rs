@@ -82,6 +82,25 @@ pub(crate) enum AuditEvent<'a> {
         token_id: &'a str,
         expires_at: u64,
     },
+    /// A token issued after a login (`oidc-device`, `oidc-code`,
+    /// `service-account`, `break-glass`).
+    TokenIssued {
+        principal: &'a str,
+        groups: &'a [String],
+        token_id: &'a str,
+        expires_at: u64,
+        method: &'a str,
+    },
+    LoginFailed {
+        method: &'a str,
+        reason: &'a str,
+    },
+    /// Tokens revoked: one by id, or all of a principal's issued so far.
+    TokensRevoked {
+        by: &'a str,
+        token_id: Option<&'a str>,
+        principal: Option<&'a str>,
+    },
     /// Every change to a review: `requested`, `approval` (one of several
     /// needed), `approved`, `denied`, `expired`, `cancelled`.
     Review {

@@ -35,6 +35,32 @@ pub(crate) struct Config {
     pub(crate) worker_threads: Option<usize>,
     /// Where review notifications go.
     pub(crate) webhooks: Vec<Webhook>,
+    /// How people log in.
+    pub(crate) identity: Identity,
+}
+
+/// The `identity` block: the OpenID provider, group mapping, token admins.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Identity {
+    pub(crate) oidc: Option<OidcConfig>,
+    /// Provider group name → the name the policy uses; unmapped names pass.
+    pub(crate) group_map: Vec<(String, String)>,
+    /// Groups whose members may revoke anyone's tokens.
+    pub(crate) admins: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct OidcConfig {
+    pub(crate) issuer: String,
+    pub(crate) client_id: String,
+    pub(crate) client_secret: gw_policy::model::SecretRef,
+    /// Where the provider sends browsers back: this gateway's
+    /// `/v1/login/callback`, as registered with the provider.
+    pub(crate) redirect_url: String,
+    pub(crate) groups_claim: String,
+    /// The claim naming the principal (`email` by default; `sub` always works).
+    pub(crate) subject_claim: String,
+    pub(crate) scopes: Vec<String>,
 }
 
 /// Where the policy comes from.
@@ -132,11 +158,12 @@ impl Default for Config {
             token_key: None,
             worker_threads: None,
             webhooks: Vec::new(),
+            identity: Identity::default(),
         }
     }
 }
 
-const KNOWN: [&str; 12] = [
+const KNOWN: [&str; 13] = [
     "gateway-id",
     "listen",
     "tls",
@@ -148,6 +175,7 @@ const KNOWN: [&str; 12] = [
     "keys",
     "worker-threads",
     "reviews",
+    "identity",
     "description",
 ];
 
@@ -264,6 +292,10 @@ pub(crate) fn parse(src: &Source) -> Result<Config, Vec<Diagnostic>> {
                     }
                 }
             }
+            "identity" => match identity(node) {
+                Ok(i) => c.identity = i,
+                Err(msg) => bad(msg),
+            },
             "description" => {}
             other => bad(format!(
                 "unknown setting `{other}`; known: {}",
@@ -371,6 +403,71 @@ fn policy_source(node: &kdl::KdlNode) -> Result<(PolicySource, Option<Duration>)
         }
     };
     Ok((source, grace))
+}
+
+/// `identity { oidc issuer=.. client-id=.. client-secret="env:.." redirect-url=..
+/// [groups-claim="groups"] [subject-claim="email"] [scopes="openid ..."];
+/// map-group "IDP-NAME" to="POLICY-NAME"; admins "GROUP"... }`
+fn identity(node: &kdl::KdlNode) -> Result<Identity, String> {
+    use gw_policy::model::SecretRef;
+    let mut out = Identity::default();
+    for child in node.iter_children() {
+        let prop = |k: &str| {
+            child
+                .entries()
+                .iter()
+                .find(|e| e.name().is_some_and(|n| n.value() == k))
+                .and_then(|e| e.value().as_string())
+        };
+        let args: Vec<&str> = child
+            .entries()
+            .iter()
+            .filter(|e| e.name().is_none())
+            .filter_map(|e| e.value().as_string())
+            .collect();
+        match child.name().value() {
+            "oidc" => {
+                let need = |k: &str| prop(k).ok_or(format!("`oidc` needs `{k}=`"));
+                let secret = need("client-secret")?;
+                let client_secret = SecretRef::parse(secret).ok_or(
+                    "`client-secret` must be a reference (env:NAME or file:/path), never the secret itself",
+                )?;
+                let issuer = need("issuer")?.trim_end_matches('/').to_owned();
+                let redirect_url = need("redirect-url")?.to_owned();
+                for (k, v) in [("issuer", &issuer), ("redirect-url", &redirect_url)] {
+                    if !(v.starts_with("https://") || v.starts_with("http://")) {
+                        return Err(format!("`{k}` must be an http(s) URL"));
+                    }
+                }
+                out.oidc = Some(OidcConfig {
+                    issuer,
+                    client_id: need("client-id")?.to_owned(),
+                    client_secret,
+                    redirect_url,
+                    groups_claim: prop("groups-claim").unwrap_or("groups").to_owned(),
+                    subject_claim: prop("subject-claim").unwrap_or("email").to_owned(),
+                    scopes: prop("scopes")
+                        .unwrap_or("openid profile email groups")
+                        .split_whitespace()
+                        .map(str::to_owned)
+                        .collect(),
+                });
+            }
+            "map-group" => match (args.as_slice(), prop("to")) {
+                ([from], Some(to)) => out.group_map.push(((*from).to_owned(), to.to_owned())),
+                _ => return Err("`map-group \"IDP-GROUP\" to=\"GROUP\"`".into()),
+            },
+            "admins" if !args.is_empty() => {
+                out.admins.extend(args.iter().map(|a| (*a).to_owned()));
+            }
+            other => {
+                return Err(format!(
+                    "unknown setting `{other}` in `identity`; known: oidc, map-group, admins"
+                ));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// `webhook "URL" format="generic|slack" secret="env:NAME"`
@@ -494,6 +591,26 @@ mod tests {
         ] {
             assert!(parse(&Source::new("b.kdl", bad)).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn identity_takes_a_secret_reference_and_maps_groups() {
+        let src = Source::new(
+            "b.kdl",
+            "identity {\n oidc issuer=\"https://idp.example.com/\" client-id=\"gw\" client-secret=\"env:OIDC\" redirect-url=\"https://gw:8443/v1/login/callback\"\n map-group \"idp-dba\" to=\"dba\"\n admins \"security\"\n}\n",
+        );
+        let c = parse(&src).unwrap();
+        let o = c.identity.oidc.unwrap();
+        assert_eq!(o.issuer, "https://idp.example.com");
+        assert_eq!((o.groups_claim.as_str(), o.subject_claim.as_str()), ("groups", "email"));
+        assert_eq!(c.identity.group_map, [("idp-dba".into(), "dba".into())]);
+        assert_eq!(c.identity.admins, ["security"]);
+        let bad = Source::new(
+            "b.kdl",
+            "identity {\n oidc issuer=\"https://i\" client-id=\"gw\" client-secret=\"s3cr3t\" redirect-url=\"https://g/cb\"\n}\n",
+        );
+        let e = parse(&bad).unwrap_err();
+        assert!(!e[0].message.contains("s3cr3t"));
     }
 
     #[test]

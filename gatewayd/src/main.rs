@@ -15,7 +15,10 @@ mod audit;
 mod config;
 mod demo;
 mod files;
+mod identity;
+mod login_api;
 mod metrics;
+mod oidc;
 mod policy;
 mod postgres;
 mod recorder;
@@ -164,7 +167,7 @@ fn token(
         },
     )?;
     let audit = audit::AuditLog::open(&config.state.join("audit.jsonl"), &config.gateway_id)?;
-    let id = gw_identity::verify(&t, &single(&token_key), now, |_, _| false)
+    let id = gw_identity::verify(&t, &single(&token_key), now, |_| false)
         .map(|v| v.id)
         .unwrap_or_default();
     audit.record(&audit::AuditEvent::TokenMinted {
@@ -210,7 +213,12 @@ fn run(config: config::Config) -> anyhow::Result<std::process::ExitCode> {
 async fn serve(config: config::Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.state)
         .with_context(|| format!("creating {}", config.state.display()))?;
-    let (_, token_keys, recording_key) = state::keys(&config)?;
+    let (token_key, token_keys, recording_key) = state::keys(&config)?;
+    let revocations = identity::Revocations::open(&config.state.join("identity.sqlite"))?;
+    let oidc = match &config.identity.oidc {
+        Some(o) => Some(oidc::Oidc::new(o, &config.identity.group_map)?),
+        None => None,
+    };
     let audit = audit::AuditLog::open(&config.state.join("audit.jsonl"), &config.gateway_id)?;
     let loaded = policy::initial(&config);
     let source = config.policy.describe();
@@ -243,6 +251,9 @@ async fn serve(config: config::Config) -> anyhow::Result<()> {
         policy_refresh: tokio::sync::Notify::new(),
         audit,
         token_keys,
+        token_key,
+        revocations,
+        oidc,
         recording_key,
         overrides: Mutex::new(Default::default()),
         cancel_keys: Mutex::new(Default::default()),

@@ -315,15 +315,9 @@ async fn client_login<S: Io>(
         .trim_end_matches('\0')
         .to_owned();
     let now = crate::audit::unix_now();
-    let token = gw_identity::verify(&password, &gw.token_keys, now, |_, _| false);
-    let token = match token {
+    let token = match crate::identity::verify(gw, &password) {
         Ok(t) => t,
-        Err(e) => {
-            let reason = if gw_identity::looks_like_token(&password) {
-                e.to_string()
-            } else {
-                "the password is not a gateway token".into()
-            };
+        Err(reason) => {
             crate::metrics::Metrics::inc(&gw.metrics.auth_failures);
             gw.audit.record(&AuditEvent::AuthenticationFailed {
                 protocol: "postgres",
@@ -331,7 +325,14 @@ async fn client_login<S: Io>(
                 reason: &reason,
             });
             let msg = format!("gateway authentication failed: {reason}");
-            fatal(s, "28P01", &msg, None, Some("get a fresh token with `gatewayd token` (or `gwctl login` once available) and use it as the password")).await?;
+            fatal(
+                s,
+                "28P01",
+                &msg,
+                None,
+                Some("log in with `gwctl login` and use `gwctl token` as the password (or `gwctl connect RESOURCE`)"),
+            )
+            .await?;
             return Ok(None);
         }
     };

@@ -115,6 +115,11 @@ pub(crate) struct Gateway {
     pub(crate) policy_refresh: tokio::sync::Notify,
     pub(crate) audit: AuditLog,
     pub(crate) token_keys: gw_keys::TrustedKeys,
+    /// Signs the tokens this gateway issues after a login.
+    pub(crate) token_key: gw_keys::SigningKey,
+    pub(crate) revocations: crate::identity::Revocations,
+    /// The OpenID provider, when one is configured.
+    pub(crate) oidc: Option<crate::oidc::Oidc>,
     pub(crate) recording_key: gw_keys::SigningKey,
     pub(crate) overrides: Mutex<HashMap<String, Override>>,
     /// Gateway-issued cancel key → (upstream address, upstream pid, key).

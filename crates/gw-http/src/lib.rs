@@ -63,12 +63,22 @@ pub enum Error {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
     pub status: u16,
+    /// Header names in lowercase; values that are not visible ASCII are left out.
+    pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
 
 impl Response {
     pub fn is_success(&self) -> bool {
         (200..300).contains(&self.status)
+    }
+
+    /// The first value of header `name` (lowercase).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -235,6 +245,11 @@ where
         }
     };
     let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+        .collect();
     let body = Limited::new(response.into_body(), MAX_BODY)
         .collect()
         .await
@@ -247,7 +262,11 @@ where
         .to_bytes()
         .to_vec();
     driver.abort();
-    Ok(Response { status, body })
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
 }
 
 /// Where a URL points.
@@ -398,6 +417,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!((r.status, r.body.as_slice()), (201, b"ok".as_slice()));
+        assert_eq!(r.header("content-length"), Some("2"));
         let request = server.await.unwrap().to_lowercase();
         assert!(request.starts_with("post /hook http/1.1\r\n"), "{request}");
         assert!(request.contains("x-test: yes"), "{request}");

@@ -39,7 +39,14 @@ struct Claims {
     jti: String,
     aud: String,
     kid: String,
+    /// Always `EdDSA`; checked so that a token claiming another algorithm
+    /// is refused by name rather than by a confusing signature failure.
+    #[serde(default)]
+    alg: String,
 }
+
+/// The one signature algorithm gateway tokens use.
+pub const ALGORITHM: &str = "EdDSA";
 
 /// A verified token: whom it names, and until when.
 #[derive(Clone, PartialEq, Eq)]
@@ -77,6 +84,8 @@ pub enum TokenError {
     WrongAudience,
     #[error("token {0} has been revoked")]
     Revoked(String),
+    #[error("token claims algorithm {0:?}; gateway tokens are EdDSA only")]
+    WrongAlgorithm(String),
 }
 
 /// What to put in a new token.
@@ -88,17 +97,40 @@ pub struct Mint<'a> {
 
 /// Mints a token. Fails only when the system has no randomness for its id.
 pub fn mint(key: &SigningKey, m: &Mint<'_>) -> Result<String, gw_keys::KeyError> {
+    mint_raw(
+        key,
+        m.principal,
+        m.now,
+        m.now.saturating_add(m.lifetime_secs.min(MAX_LIFETIME_SECS)),
+        AUDIENCE,
+        ALGORITHM,
+    )
+}
+
+/// Mints a token with every claim chosen by the caller, including ones
+/// [`verify`] refuses (another audience, another algorithm, a past expiry):
+/// for tests of the refusal paths. Everything else uses [`mint`].
+#[doc(hidden)]
+pub fn mint_raw(
+    key: &SigningKey,
+    principal: &gw_policy::Principal,
+    issued_at: u64,
+    expires_at: u64,
+    audience: &str,
+    algorithm: &str,
+) -> Result<String, gw_keys::KeyError> {
     let mut id = [0u8; 16];
     getrandom::fill(&mut id).map_err(|_| gw_keys::KeyError::Random)?;
     let claims = Claims {
         v: 1,
-        sub: m.principal.subject.clone(),
-        grp: m.principal.groups.clone(),
-        iat: m.now,
-        exp: m.now.saturating_add(m.lifetime_secs.min(MAX_LIFETIME_SECS)),
+        sub: principal.subject.clone(),
+        grp: principal.groups.clone(),
+        iat: issued_at,
+        exp: expires_at,
         jti: id.iter().map(|b| format!("{b:02x}")).collect(),
-        aud: AUDIENCE.into(),
+        aud: audience.into(),
         kid: key_id_hex(&key.key_id()),
+        alg: algorithm.into(),
     };
     let payload = B64.encode(serde_json::to_vec(&claims).unwrap_or_default());
     let signed = format!("{PREFIX}{payload}");
@@ -106,13 +138,14 @@ pub fn mint(key: &SigningKey, m: &Mint<'_>) -> Result<String, gw_keys::KeyError>
     Ok(format!("{signed}.{signature}"))
 }
 
-/// Verifies `token` at `now` against `keys`; `revoked(id, subject)` says
-/// whether the token id or its principal has been revoked.
+/// Verifies `token` at `now` against `keys`; `revoked(token)` says whether
+/// the token (by id) or its principal (by subject, issued before a cutoff)
+/// has been revoked. It is asked only about tokens that are otherwise valid.
 pub fn verify(
     token: &str,
     keys: &TrustedKeys,
     now: u64,
-    revoked: impl Fn(&str, &str) -> bool,
+    revoked: impl Fn(&Token) -> bool,
 ) -> Result<Token, TokenError> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(TokenError::Malformed);
@@ -150,10 +183,15 @@ pub fn verify(
     if now >= claims.exp.saturating_add(SKEW_SECS) {
         return Err(TokenError::Expired);
     }
-    if revoked(&claims.jti, &claims.sub) {
-        return Err(TokenError::Revoked(claims.jti));
+    if claims.alg != ALGORITHM {
+        let alg = if claims.alg.is_empty() {
+            "none".to_owned()
+        } else {
+            claims.alg.chars().take(16).collect()
+        };
+        return Err(TokenError::WrongAlgorithm(alg));
     }
-    Ok(Token {
+    let token = Token {
         principal: gw_policy::Principal {
             subject: claims.sub,
             groups: claims.grp,
@@ -162,11 +200,15 @@ pub fn verify(
         issued_at: claims.iat,
         expires_at: claims.exp,
         key_id: claims.kid,
-    })
+    };
+    if revoked(&token) {
+        return Err(TokenError::Revoked(token.id));
+    }
+    Ok(token)
 }
 
-/// Whether a password-like string is shaped like a gateway token, so a data
-/// path can tell "wrong kind of password" from "bad token".
+/// Whether a password looks like a gateway token at all (to tell "bad
+/// token" from "not a token" in messages).
 pub fn looks_like_token(s: &str) -> bool {
     s.starts_with(PREFIX)
 }
@@ -212,7 +254,7 @@ mod tests {
     #[test]
     fn round_trip() {
         let (key, keys, p) = setup();
-        let t = verify(&token(&key, &p, 1000, 600), &keys, 1100, |_, _| false).unwrap();
+        let t = verify(&token(&key, &p, 1000, 600), &keys, 1100, |_| false).unwrap();
         assert_eq!(t.principal, p);
         assert_eq!((t.issued_at, t.expires_at), (1000, 1600));
         assert!(
@@ -226,11 +268,11 @@ mod tests {
         let (key, keys, p) = setup();
         let t = token(&key, &p, 1000, 600);
         assert_eq!(
-            verify(&t, &keys, 1600 + SKEW_SECS, |_, _| false),
+            verify(&t, &keys, 1600 + SKEW_SECS, |_| false),
             Err(TokenError::Expired)
         );
         assert_eq!(
-            verify(&t, &keys, 1000 - SKEW_SECS - 1, |_, _| false),
+            verify(&t, &keys, 1000 - SKEW_SECS - 1, |_| false),
             Err(TokenError::NotYetValid)
         );
     }
@@ -243,7 +285,7 @@ mod tests {
         let other = SigningKey::from_seed(&[9; 32]);
         let foreign = token(&other, &p, 1000, 600);
         assert!(matches!(
-            verify(&foreign, &keys, 1100, |_, _| false),
+            verify(&foreign, &keys, 1100, |_| false),
             Err(TokenError::UnknownKey(_))
         ));
         // A payload edited to add a group, with the old signature.
@@ -256,7 +298,7 @@ mod tests {
             B64.encode(serde_json::to_vec(&claims).unwrap())
         );
         assert_eq!(
-            verify(&edited, &keys, 1100, |_, _| false),
+            verify(&edited, &keys, 1100, |_| false),
             Err(TokenError::BadSignature)
         );
         // Garbage of every shape.
@@ -269,7 +311,7 @@ mod tests {
             &"a".repeat(20_000),
         ] {
             assert_eq!(
-                verify(bad, &keys, 1100, |_, _| false),
+                verify(bad, &keys, 1100, |_| false),
                 Err(TokenError::Malformed),
                 "{bad:.20}"
             );
@@ -293,29 +335,42 @@ mod tests {
             jti: "00".into(),
             aud: "other-service".into(),
             kid: key_id_hex(&key.key_id()),
+            alg: ALGORITHM.into(),
         };
         assert_eq!(
-            verify(&sign(&c), &keys, 1100, |_, _| false),
+            verify(&sign(&c), &keys, 1100, |_| false),
             Err(TokenError::WrongAudience)
         );
         c.aud = AUDIENCE.into();
         c.exp = 1000 + MAX_LIFETIME_SECS + 1;
         assert_eq!(
-            verify(&sign(&c), &keys, 1100, |_, _| false),
+            verify(&sign(&c), &keys, 1100, |_| false),
             Err(TokenError::TooLong)
         );
+    }
+
+    #[test]
+    fn another_algorithm_is_refused_by_name() {
+        let (key, keys, p) = setup();
+        for (alg, shown) in [("HS256", "HS256"), ("", "none"), ("none", "none")] {
+            let t = mint_raw(&key, &p, 1000, 1600, AUDIENCE, alg).unwrap();
+            assert_eq!(
+                verify(&t, &keys, 1100, |_| false),
+                Err(TokenError::WrongAlgorithm(shown.into()))
+            );
+        }
     }
 
     #[test]
     fn revocation_by_id_or_principal() {
         let (key, keys, p) = setup();
         let t = token(&key, &p, 1000, 600);
-        let id = verify(&t, &keys, 1100, |_, _| false).unwrap().id;
+        let id = verify(&t, &keys, 1100, |_| false).unwrap().id;
         assert_eq!(
-            verify(&t, &keys, 1100, |jti, _| jti == id),
+            verify(&t, &keys, 1100, |t| t.id == id),
             Err(TokenError::Revoked(id.clone()))
         );
-        assert!(verify(&t, &keys, 1100, |_, sub| sub == "alice@example.com").is_err());
+        assert!(verify(&t, &keys, 1100, |t| t.principal.subject == "alice@example.com").is_err());
     }
 
     #[test]
@@ -324,7 +379,7 @@ mod tests {
         let t = token(&old, &p, 1000, 600);
         let new = SigningKey::from_seed(&[8; 32]);
         keys.insert(new.public_key());
-        assert!(verify(&t, &keys, 1100, |_, _| false).is_ok());
-        assert!(verify(&token(&new, &p, 1000, 600), &keys, 1100, |_, _| false).is_ok());
+        assert!(verify(&t, &keys, 1100, |_| false).is_ok());
+        assert!(verify(&token(&new, &p, 1000, 600), &keys, 1100, |_| false).is_ok());
     }
 }
