@@ -91,6 +91,10 @@ pub(crate) enum AuditEvent<'a> {
         expires_at: u64,
         method: &'a str,
     },
+    TokenKeyRotated {
+        old_key: &'a str,
+        new_key: &'a str,
+    },
     LoginFailed {
         method: &'a str,
         reason: &'a str,

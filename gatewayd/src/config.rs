@@ -602,7 +602,10 @@ mod tests {
         let c = parse(&src).unwrap();
         let o = c.identity.oidc.unwrap();
         assert_eq!(o.issuer, "https://idp.example.com");
-        assert_eq!((o.groups_claim.as_str(), o.subject_claim.as_str()), ("groups", "email"));
+        assert_eq!(
+            (o.groups_claim.as_str(), o.subject_claim.as_str()),
+            ("groups", "email")
+        );
         assert_eq!(c.identity.group_map, [("idp-dba".into(), "dba".into())]);
         assert_eq!(c.identity.admins, ["security"]);
         let bad = Source::new(

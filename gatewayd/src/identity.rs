@@ -44,13 +44,17 @@ impl Revocations {
         )?;
         let ids = {
             let mut stmt = conn.prepare("SELECT id, expires_at FROM revoked_tokens")?;
-            stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?
-                .collect::<Result<HashMap<_, _>, _>>()?
+            stmt.query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+            })?
+            .collect::<Result<HashMap<_, _>, _>>()?
         };
         let principals = {
             let mut stmt = conn.prepare("SELECT subject, before FROM revoked_principals")?;
-            stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?
-                .collect::<Result<HashMap<_, _>, _>>()?
+            stmt.query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+            })?
+            .collect::<Result<HashMap<_, _>, _>>()?
         };
         Ok(Revocations {
             conn: Mutex::new(conn),

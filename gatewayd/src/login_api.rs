@@ -59,7 +59,11 @@ pub(crate) async fn handle(
             };
             match oidc.start_code(cli).await {
                 Ok(url) => redirect(&url),
-                Err(why) => error(StatusCode::SERVICE_UNAVAILABLE, "provider-unavailable", &why),
+                Err(why) => error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "provider-unavailable",
+                    &why,
+                ),
             }
         }
         (&Method::GET, ["v1", "login", "callback"]) => {
@@ -71,7 +75,11 @@ pub(crate) async fn handle(
                 return failed(gw, "oidc-code", client, &why);
             }
             let (Some(code), Some(state)) = (param("code"), param("state")) else {
-                return error(StatusCode::BAD_REQUEST, "bad-request", "missing code or state");
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "bad-request",
+                    "missing code or state",
+                );
             };
             match oidc.finish_code(gw, &code, &state).await {
                 Ok((_, Some(handoff))) => redirect(&handoff),
@@ -79,23 +87,29 @@ pub(crate) async fn handle(
                 Err(why) => failed(gw, "oidc-code", client, &why),
             }
         }
-        (&Method::POST, ["v1", "login", "handoff"]) => {
-            match (field("handoff"), field("secret")) {
-                (Some(h), Some(s)) => match oidc.redeem(&h, &s) {
-                    Some(issued) => json(StatusCode::OK, &serde_json::json!(issued)),
-                    None => error(
-                        StatusCode::NOT_FOUND,
-                        "unknown-handoff",
-                        "no such login, or the secret does not match; log in again",
-                    ),
-                },
-                _ => error(StatusCode::BAD_REQUEST, "bad-request", "need handoff and secret"),
-            }
-        }
+        (&Method::POST, ["v1", "login", "handoff"]) => match (field("handoff"), field("secret")) {
+            (Some(h), Some(s)) => match oidc.redeem(&h, &s) {
+                Some(issued) => json(StatusCode::OK, &serde_json::json!(issued)),
+                None => error(
+                    StatusCode::NOT_FOUND,
+                    "unknown-handoff",
+                    "no such login, or the secret does not match; log in again",
+                ),
+            },
+            _ => error(
+                StatusCode::BAD_REQUEST,
+                "bad-request",
+                "need handoff and secret",
+            ),
+        },
         (&Method::POST, ["v1", "login", "device"]) => {
             match oidc.start_device(Arc::clone(gw)).await {
                 Ok(start) => json(StatusCode::OK, &serde_json::json!(start)),
-                Err(why) => error(StatusCode::SERVICE_UNAVAILABLE, "provider-unavailable", &why),
+                Err(why) => error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "provider-unavailable",
+                    &why,
+                ),
             }
         }
         (&Method::POST, ["v1", "login", "device", handle]) => match oidc.poll_device(handle) {
@@ -103,8 +117,12 @@ pub(crate) async fn handle(
                 StatusCode::ACCEPTED,
                 &serde_json::json!({"status": "pending"}),
             ),
-            crate::oidc::DevicePoll::Done(issued) => json(StatusCode::OK, &serde_json::json!(issued)),
-            crate::oidc::DevicePoll::Failed(why) => error(StatusCode::FORBIDDEN, "login-failed", &why),
+            crate::oidc::DevicePoll::Done(issued) => {
+                json(StatusCode::OK, &serde_json::json!(issued))
+            }
+            crate::oidc::DevicePoll::Failed(why) => {
+                error(StatusCode::FORBIDDEN, "login-failed", &why)
+            }
             crate::oidc::DevicePoll::Unknown => error(
                 StatusCode::NOT_FOUND,
                 "unknown-login",
@@ -126,10 +144,12 @@ fn failed(gw: &Gateway, method: &str, client: &str, why: &str) -> Response {
 
 /// `POST /v1/logout`: revokes the presented token.
 pub(crate) fn logout(gw: &Gateway, t: &gw_identity::Token) -> Response {
-    match gw
-        .revocations
-        .revoke_token(&t.id, &t.principal.subject, t.expires_at, &t.principal.subject)
-    {
+    match gw.revocations.revoke_token(
+        &t.id,
+        &t.principal.subject,
+        t.expires_at,
+        &t.principal.subject,
+    ) {
         Ok(()) => {
             gw.audit.record(&AuditEvent::TokensRevoked {
                 by: &t.principal.subject,
@@ -168,7 +188,10 @@ pub(crate) fn revoke(gw: &Gateway, t: &gw_identity::Token, body: &Bytes) -> Resp
                     token_id: None,
                     principal: Some(subject),
                 });
-                json(StatusCode::OK, &serde_json::json!({"revoked_principal": subject}))
+                json(
+                    StatusCode::OK,
+                    &serde_json::json!({"revoked_principal": subject}),
+                )
             }
             Err(e) => store_failed(&e),
         };
@@ -359,7 +382,10 @@ mod tests {
     #[test]
     fn query_parameters_are_decoded() {
         let q = "a=1&cli_redirect=http%3A%2F%2F127.0.0.1%3A5%2Fcb&e=%zz&f=x+y&g=%4";
-        assert_eq!(query_param(q, "cli_redirect").unwrap(), "http://127.0.0.1:5/cb");
+        assert_eq!(
+            query_param(q, "cli_redirect").unwrap(),
+            "http://127.0.0.1:5/cb"
+        );
         assert_eq!(query_param(q, "e").unwrap(), "%zz");
         assert_eq!(query_param(q, "f").unwrap(), "x y");
         assert_eq!(query_param(q, "g").unwrap(), "%4");

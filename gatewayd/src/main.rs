@@ -65,7 +65,20 @@ enum Command {
         /// Lifetime, e.g. "1h" (default: the configuration's token-ttl).
         #[arg(long)]
         ttl: Option<String>,
+        /// Tests of the refusal paths only: mint a token the gateway must
+        /// refuse (issued at this Unix time, for another audience, or
+        /// claiming another algorithm).
+        #[arg(long, hide = true)]
+        issued_at: Option<u64>,
+        #[arg(long, hide = true)]
+        audience: Option<String>,
+        #[arg(long, hide = true)]
+        algorithm: Option<String>,
     },
+    /// Replaces the token signing key; tokens signed by the old key stay
+    /// valid until they expire (its public key moves to
+    /// `keys/token-trusted/`). Restart the gateway to use the new key.
+    RotateTokenKey,
 }
 
 fn main() -> std::process::ExitCode {
@@ -81,7 +94,21 @@ fn main() -> std::process::ExitCode {
                 principal,
                 groups,
                 ttl,
-            } => token(&config, principal, groups, ttl.as_deref()),
+                issued_at,
+                audience,
+                algorithm,
+            } => token(
+                &config,
+                principal,
+                groups,
+                ttl.as_deref(),
+                Unusual {
+                    issued_at,
+                    audience,
+                    algorithm,
+                },
+            ),
+            Command::RotateTokenKey => rotate_token_key(&config),
         }
     })();
     match result {
@@ -141,11 +168,46 @@ fn check(config: &config::Config) -> anyhow::Result<std::process::ExitCode> {
     }
 }
 
+/// Claims `gatewayd token` sets only to test refusals.
+struct Unusual {
+    issued_at: Option<u64>,
+    audience: Option<String>,
+    algorithm: Option<String>,
+}
+
+fn rotate_token_key(config: &config::Config) -> anyhow::Result<std::process::ExitCode> {
+    let path = config
+        .token_key
+        .clone()
+        .unwrap_or_else(|| config.state.join("keys/token.key"));
+    let old = gw_keys::SigningKey::load_or_generate(&path)?;
+    let old_id = gw_keys::key_id_hex(&old.key_id());
+    let trusted = config.state.join("keys/token-trusted");
+    std::fs::create_dir_all(&trusted).with_context(|| format!("creating {}", trusted.display()))?;
+    let kept = trusted.join(format!("{old_id}.pub.pem"));
+    std::fs::write(&kept, old.public_key().to_pem())
+        .with_context(|| format!("writing {}", kept.display()))?;
+    let new = gw_keys::SigningKey::generate()?;
+    files::write_private(&path, new.to_pem().as_bytes())?;
+    let audit = audit::AuditLog::open(&config.state.join("audit.jsonl"), &config.gateway_id)?;
+    let new_id = gw_keys::key_id_hex(&new.key_id());
+    audit.record(&audit::AuditEvent::TokenKeyRotated {
+        old_key: &old_id,
+        new_key: &new_id,
+    });
+    println!(
+        "token key rotated: new key {new_id}; tokens of key {old_id} stay valid until they expire ({}); restart the gateway to sign with the new key",
+        kept.display()
+    );
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
 fn token(
     config: &config::Config,
     principal: String,
     groups: Vec<String>,
     ttl: Option<&str>,
+    unusual: Unusual,
 ) -> anyhow::Result<std::process::ExitCode> {
     let (token_key, _, _) = state::keys(config)?;
     let lifetime = match ttl {
@@ -158,14 +220,31 @@ fn token(
         groups,
     };
     let now = audit::unix_now();
-    let t = gw_identity::mint(
-        &token_key,
-        &gw_identity::Mint {
-            principal: &principal,
-            now,
-            lifetime_secs: lifetime.as_secs(),
-        },
-    )?;
+    let t =
+        if unusual.issued_at.is_some() || unusual.audience.is_some() || unusual.algorithm.is_some()
+        {
+            let iat = unusual.issued_at.unwrap_or(now);
+            gw_identity::mint_raw(
+                &token_key,
+                &principal,
+                iat,
+                iat + lifetime.as_secs(),
+                unusual.audience.as_deref().unwrap_or(gw_identity::AUDIENCE),
+                unusual
+                    .algorithm
+                    .as_deref()
+                    .unwrap_or(gw_identity::ALGORITHM),
+            )?
+        } else {
+            gw_identity::mint(
+                &token_key,
+                &gw_identity::Mint {
+                    principal: &principal,
+                    now,
+                    lifetime_secs: lifetime.as_secs(),
+                },
+            )?
+        };
     let audit = audit::AuditLog::open(&config.state.join("audit.jsonl"), &config.gateway_id)?;
     let id = gw_identity::verify(&t, &single(&token_key), now, |_| false)
         .map(|v| v.id)

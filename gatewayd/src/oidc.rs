@@ -173,7 +173,10 @@ impl<'c> openidconnect::AsyncHttpClient<'c> for Http {
             let request = gw_http::Request {
                 method: req.method().as_str(),
                 url: &url,
-                headers: headers.iter().map(|(n, v)| (n.as_str(), v.clone())).collect(),
+                headers: headers
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.clone()))
+                    .collect(),
                 body: req.body().clone(),
             };
             let resp = self
@@ -193,10 +196,7 @@ impl<'c> openidconnect::AsyncHttpClient<'c> for Http {
 }
 
 impl Oidc {
-    pub(crate) fn new(
-        cfg: &OidcConfig,
-        group_map: &[(String, String)],
-    ) -> anyhow::Result<Oidc> {
+    pub(crate) fn new(cfg: &OidcConfig, group_map: &[(String, String)]) -> anyhow::Result<Oidc> {
         let secret = crate::secrets::resolve(&cfg.client_secret)?;
         Ok(Oidc {
             cfg: cfg.clone(),
@@ -244,7 +244,8 @@ impl Oidc {
         >,
         String,
     > {
-        let redirect = RedirectUrl::new(self.cfg.redirect_url.clone()).map_err(|e| e.to_string())?;
+        let redirect =
+            RedirectUrl::new(self.cfg.redirect_url.clone()).map_err(|e| e.to_string())?;
         Ok(CoreClient::from_provider_metadata(
             m,
             ClientId::new(self.cfg.client_id.clone()),
@@ -261,11 +262,26 @@ impl Oidc {
             .map(|s| Scope::new(s.clone()))
     }
 
-    /// Starts a browser login: the URL to send the browser to.
-    pub(crate) async fn start_code(
+    /// A provider request that failed: unreachable (transport) or refused.
+    fn failure<RE: openidconnect::ErrorResponse + 'static>(
         &self,
-        cli: Option<(String, String)>,
-    ) -> Result<String, String> {
+        refused: &str,
+        e: &openidconnect::RequestTokenError<HttpError, RE>,
+    ) -> String {
+        match e {
+            openidconnect::RequestTokenError::Request(t) => {
+                tracing::warn!(issuer = %self.cfg.issuer, error = %t, "identity provider unreachable");
+                format!(
+                    "the identity provider at {} is unreachable ({t}); sessions of tokens already issued are not affected",
+                    self.cfg.issuer
+                )
+            }
+            other => format!("{refused}: {}", error_chain(other)),
+        }
+    }
+
+    /// Starts a browser login: the URL to send the browser to.
+    pub(crate) async fn start_code(&self, cli: Option<(String, String)>) -> Result<String, String> {
         let client = self.client(self.metadata().await?)?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let mut req = client.authorize_url(
@@ -317,7 +333,7 @@ impl Oidc {
             .set_pkce_verifier(PkceCodeVerifier::new(login.verifier))
             .request_async(&self.http)
             .await
-            .map_err(|e| format!("the identity provider refused the code: {}", error_chain(&e)))?;
+            .map_err(|e| self.failure("the identity provider refused the code", &e))?;
         let id_token = response
             .id_token()
             .ok_or("the identity provider returned no ID token")?;
@@ -360,7 +376,9 @@ impl Oidc {
             .additional_metadata()
             .device_authorization_endpoint
             .clone()
-            .ok_or("the identity provider does not offer the device flow; use `gwctl login --browser`")?;
+            .ok_or(
+                "the identity provider does not offer the device flow; use `gwctl login --browser`",
+            )?;
         let client = self.client(m.clone())?.set_device_authorization_url(url);
         let mut req = client.exchange_device_code();
         for s in self.scopes() {
@@ -369,7 +387,7 @@ impl Oidc {
         let details: CoreDeviceAuthorizationResponse = req
             .request_async(&self.http)
             .await
-            .map_err(|e| format!("the identity provider refused the device login: {}", error_chain(&e)))?;
+            .map_err(|e| self.failure("the identity provider refused the device login", &e))?;
         let handle = random_id();
         {
             let mut logins = self.device_logins.lock().unwrap_or_else(|e| e.into_inner());
@@ -431,7 +449,7 @@ impl Oidc {
             .map_err(|e| e.to_string())?
             .request_async(&self.http, tokio::time::sleep, Some(details.expires_in()))
             .await
-            .map_err(|e| format!("the device login did not complete: {}", error_chain(&e)))?;
+            .map_err(|e| self.failure("the device login did not complete", &e))?;
         let id_token = response
             .id_token()
             .ok_or("the identity provider returned no ID token")?;
@@ -513,7 +531,10 @@ impl Oidc {
             .await
             .map_err(|e| format!("reading userinfo failed: {e}"))?;
         if !resp.is_success() {
-            return Err(format!("the userinfo endpoint answered HTTP {}", resp.status));
+            return Err(format!(
+                "the userinfo endpoint answered HTTP {}",
+                resp.status
+            ));
         }
         let info: serde_json::Value =
             serde_json::from_slice(&resp.body).map_err(|_| "userinfo is not JSON".to_owned())?;
@@ -628,7 +649,10 @@ mod tests {
     #[test]
     fn groups_claims_take_arrays_or_a_single_string() {
         let v = serde_json::json!({"groups": ["dba", "", "sre"], "role": "ops", "n": 3});
-        assert_eq!(groups_of(&v, "groups"), Some(vec!["dba".into(), "sre".into()]));
+        assert_eq!(
+            groups_of(&v, "groups"),
+            Some(vec!["dba".into(), "sre".into()])
+        );
         assert_eq!(groups_of(&v, "role"), Some(vec!["ops".into()]));
         assert_eq!(groups_of(&v, "n"), None);
         assert_eq!(groups_of(&v, "missing"), None);

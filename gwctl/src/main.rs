@@ -1,15 +1,18 @@
 //! `gwctl`: what a team runs against its policy repository in CI (lint,
-//! test, fmt, explain, diff), what an approver runs to answer reviews
-//! (`gwctl review`), and later what a responder runs to log in.
+//! test, fmt, explain, diff), what a responder runs to log in and connect
+//! (`login`, `token`, `connect`, `logout`, `status`), and what an approver
+//! runs to answer reviews (`review`).
 //!
 //! Exit codes: 0 clean, 1 policy errors or failed tests, 2 usage or I/O
 //! errors. Data goes to stdout, everything else to stderr.
 #![forbid(unsafe_code)]
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod client;
 mod diff;
 mod explain;
 mod lint;
+mod login;
 mod review;
 mod sources;
 mod status;
@@ -58,6 +61,14 @@ enum Command {
     Review(review::Args),
     /// Shows who you are to a gateway and the policy it enforces.
     Status(status::Args),
+    /// Logs in with the identity provider (device code, or --browser).
+    Login(login::LoginArgs),
+    /// Revokes your token at the gateway and forgets it.
+    Logout(login::ConnArgs),
+    /// Prints your current token (for PGPASSWORD and scripts).
+    Token(login::ConnArgs),
+    /// Runs (or prints) the native client for a resource, through the gateway.
+    Connect(login::ConnectArgs),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -89,6 +100,10 @@ fn main() -> ExitCode {
         Command::Diff(args) => diff::diff(args),
         Command::Review(args) => review::review(args),
         Command::Status(args) => status::status(args),
+        Command::Login(args) => login::login(args),
+        Command::Logout(args) => login::logout(args),
+        Command::Token(args) => login::token(args),
+        Command::Connect(args) => login::connect(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,11 +6,11 @@
 //! problems.
 
 use crate::Failure;
-use anyhow::{Context as _, anyhow};
+use crate::client::Conn;
+use anyhow::Context as _;
 use clap::{Args as ClapArgs, Subcommand, ValueEnum};
 use gw_review::{Kind, Review, State, Verdict};
 use std::fmt::Write as _;
-use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(ClapArgs)]
@@ -21,74 +21,6 @@ pub(crate) struct Args {
     format: Output,
     #[command(subcommand)]
     command: Action,
-}
-
-/// How to reach a gateway's API, shared by `gwctl review` and `gwctl status`.
-#[derive(ClapArgs)]
-pub(crate) struct Conn {
-    /// The gateway's API address.
-    #[arg(
-        long,
-        env = "GWCTL_GATEWAY",
-        default_value = "https://127.0.0.1:8443",
-        global = true
-    )]
-    gateway: String,
-    /// A gateway token (default: $GWCTL_TOKEN).
-    #[arg(long, env = "GWCTL_TOKEN", hide_env_values = true, global = true)]
-    token: Option<String>,
-    /// A file holding the gateway token.
-    #[arg(long, env = "GWCTL_TOKEN_FILE", global = true)]
-    token_file: Option<PathBuf>,
-    /// A CA certificate (PEM) to trust besides the public roots, e.g. the
-    /// gateway's development certificate `.gatewayd/tls/dev-cert.pem`.
-    #[arg(long, env = "GWCTL_CA", global = true)]
-    ca: Option<PathBuf>,
-}
-
-impl Conn {
-    /// One API call: the JSON answer of a 2xx, or a failure that already
-    /// told the user what the gateway said (exit 1 for refusals).
-    pub(crate) async fn call(
-        &self,
-        method: &'static str,
-        path: &str,
-        body: Option<Vec<u8>>,
-    ) -> Result<serde_json::Value, Failure> {
-        let token = token(self)?;
-        let cas: Vec<&std::path::Path> = self.ca.iter().map(PathBuf::as_path).collect();
-        let client = gw_http::Client::new(&cas).map_err(anyhow::Error::from)?;
-        let base = self.gateway.trim_end_matches('/');
-        let url = format!("{base}{path}");
-        let mut req = match body {
-            Some(b) => gw_http::Request::post_json(&url, b),
-            None => gw_http::Request::get(&url),
-        };
-        req.method = method;
-        let req = req.header("authorization", format!("Bearer {token}"));
-        let resp = client
-            .send(req, Duration::from_secs(30))
-            .await
-            .with_context(|| format!("talking to the gateway at {base}"))?;
-        let value: serde_json::Value = serde_json::from_slice(&resp.body).map_err(|_| {
-            anyhow!(
-                "the gateway answered HTTP {} with something that is not JSON",
-                resp.status
-            )
-        })?;
-        if !resp.is_success() {
-            let message = value["error"]["message"]
-                .as_str()
-                .unwrap_or("no reason given");
-            eprintln!("error: {message}");
-            return Err(match resp.status {
-                401 => Failure::Usage(anyhow!("the gateway did not accept the token")),
-                403 | 404 | 409 => Failure::Policy,
-                s => Failure::Usage(anyhow!("the gateway answered HTTP {s}")),
-            });
-        }
-        Ok(value)
-    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -131,18 +63,7 @@ enum Action {
 }
 
 pub(crate) fn review(args: Args) -> Result<(), Failure> {
-    block_on(run(args))
-}
-
-/// Runs an API conversation on a single-threaded runtime.
-pub(crate) fn block_on<F: std::future::Future<Output = Result<(), Failure>>>(
-    f: F,
-) -> Result<(), Failure> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?
-        .block_on(f)
+    crate::client::block_on(run(args))
 }
 
 async fn run(args: Args) -> Result<(), Failure> {
@@ -197,22 +118,8 @@ fn post(id: &str, action: &str, reason: &str) -> (&'static str, String, Option<V
     )
 }
 
-fn token(args: &Conn) -> anyhow::Result<String> {
-    if let Some(t) = &args.token {
-        return Ok(t.trim().to_owned());
-    }
-    if let Some(path) = &args.token_file {
-        let t = std::fs::read_to_string(path)
-            .with_context(|| format!("reading the token file {}", path.display()))?;
-        return Ok(t.trim().to_owned());
-    }
-    Err(anyhow!(
-        "no gateway token: pass --token, --token-file, or set GWCTL_TOKEN"
-    ))
-}
-
 /// Percent-encodes everything but unreserved characters.
-fn encode(s: &str) -> String {
+pub(crate) fn encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {

@@ -3,7 +3,8 @@
 //! the latest fetch from the policy repository.
 
 use crate::Failure;
-use crate::review::{Conn, Output};
+use crate::client::Conn;
+use crate::review::Output;
 use std::fmt::Write as _;
 
 #[derive(clap::Args)]
@@ -15,7 +16,22 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn status(args: Args) -> Result<(), Failure> {
-    crate::review::block_on(async {
+    crate::client::block_on(async {
+        if let Ok(Some(c)) = args.conn.cached() {
+            let left = c.expires_at.saturating_sub(crate::client::now());
+            eprintln!(
+                "logged in to {} as {} (groups: {}); token {} {}",
+                args.conn.base(),
+                c.subject,
+                c.groups.join(", "),
+                c.token_id,
+                if left == 0 {
+                    "EXPIRED: run `gwctl login`".to_owned()
+                } else {
+                    format!("valid for {left} s")
+                }
+            );
+        }
         let v = args.conn.call("GET", "/v1/status", None).await?;
         match args.format {
             Output::Json => println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default()),

@@ -141,6 +141,7 @@ pub struct GatewayBuilder {
     env: Vec<(String, String)>,
     config: String,
     source: Option<String>,
+    api_port: Option<u16>,
 }
 
 impl Gateway {
@@ -150,6 +151,7 @@ impl Gateway {
             env: Vec::new(),
             config: String::new(),
             source: None,
+            api_port: None,
         }
     }
 }
@@ -182,6 +184,13 @@ impl GatewayBuilder {
         self
     }
 
+    /// The API port, when the test must know it before the gateway starts
+    /// (to register the login callback with an identity provider).
+    pub fn api_port(mut self, port: u16) -> GatewayBuilder {
+        self.api_port = Some(port);
+        self
+    }
+
     /// More bootstrap configuration (KDL), appended to the generated file.
     pub fn config(mut self, kdl: &str) -> GatewayBuilder {
         self.config.push_str(kdl);
@@ -199,7 +208,9 @@ impl GatewayBuilder {
         std::fs::write(dir.path().join("policy/policy.kdl"), &self.policy).unwrap();
         let pg_port = gw_localpg::free_port().unwrap();
         let admin_port = gw_localpg::free_port().unwrap();
-        let api_port = gw_localpg::free_port().unwrap();
+        let api_port = self
+            .api_port
+            .unwrap_or_else(|| gw_localpg::free_port().unwrap());
         let source = self.source.clone().unwrap_or_else(|| {
             format!(
                 "policy directory=\"{}\"",

@@ -3,6 +3,7 @@
 #![allow(clippy::print_stderr)]
 
 mod gitops;
+mod identity;
 mod images;
 mod postgres;
 mod reviews;

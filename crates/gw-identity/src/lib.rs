@@ -370,7 +370,11 @@ mod tests {
             verify(&t, &keys, 1100, |t| t.id == id),
             Err(TokenError::Revoked(id.clone()))
         );
-        assert!(verify(&t, &keys, 1100, |t| t.principal.subject == "alice@example.com").is_err());
+        assert!(
+            verify(&t, &keys, 1100, |t| t.principal.subject
+                == "alice@example.com")
+            .is_err()
+        );
     }
 
     #[test]
