@@ -95,6 +95,18 @@ pub(crate) enum AuditEvent<'a> {
         old_key: &'a str,
         new_key: &'a str,
     },
+    /// A break-glass principal logged in. Loud on purpose.
+    BreakGlassUsed {
+        account: &'a str,
+        client: &'a str,
+        token_id: &'a str,
+    },
+    /// A session opened with a break-glass token.
+    BreakGlassSession {
+        session: &'a str,
+        principal: &'a str,
+        resource: &'a str,
+    },
     LoginFailed {
         method: &'a str,
         reason: &'a str,

@@ -23,13 +23,6 @@ pub(crate) async fn handle(
     client: &str,
     req: hyper::Request<hyper::body::Incoming>,
 ) -> Response {
-    let Some(oidc) = gw.oidc.as_ref() else {
-        return error(
-            StatusCode::NOT_FOUND,
-            "no-identity-provider",
-            "this gateway has no identity provider configured; ask for a token minted with `gatewayd token`",
-        );
-    };
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let query = req.uri().query().unwrap_or("").to_owned();
@@ -42,6 +35,17 @@ pub(crate) async fn handle(
         serde_json::from_slice::<serde_json::Value>(&body)
             .ok()
             .and_then(|v| v.get(k).and_then(|x| x.as_str()).map(str::to_owned))
+    };
+    // Service accounts and break-glass principals need no identity provider.
+    if method == Method::POST && path == "/v1/login/secret" {
+        return secret_login(gw, client, field("account"), field("secret")).await;
+    }
+    let Some(oidc) = gw.oidc.as_ref() else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "no-identity-provider",
+            "this gateway has no identity provider configured; ask for a token minted with `gatewayd token`",
+        );
     };
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (&method, segments.as_slice()) {
@@ -131,6 +135,89 @@ pub(crate) async fn handle(
         },
         _ => error(StatusCode::NOT_FOUND, "not-found", "no such login endpoint"),
     }
+}
+
+/// `POST /v1/login/secret {"account", "secret"}`: a service account or a
+/// break-glass principal declared in the policy logs in with its secret.
+/// Break-glass use is loud: an error in the log, an audit event, a metric.
+async fn secret_login(
+    gw: &Gateway,
+    client: &str,
+    account: Option<String>,
+    secret: Option<String>,
+) -> Response {
+    let (Some(name), Some(secret)) = (account, secret) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            "need account and secret",
+        );
+    };
+    let loaded = gw.policy();
+    let digest: [u8; 32] = {
+        use sha2::Digest as _;
+        sha2::Sha256::digest(secret.as_bytes()).into()
+    };
+    let found = loaded
+        .policy
+        .accounts
+        .iter()
+        .find(|a| a.name == name && constant_time_eq(&a.secret_sha256, &digest));
+    let Some(account) = found else {
+        // Slow every wrong guess down; secrets are 256 bits anyway.
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        gw.audit.record(&AuditEvent::LoginFailed {
+            method: "secret",
+            reason: &format!(
+                "unknown account or wrong secret for \"{}\" from {client}",
+                name.chars().take(64).collect::<String>()
+            ),
+        });
+        return error(
+            StatusCode::FORBIDDEN,
+            "login-failed",
+            "unknown account or wrong secret",
+        );
+    };
+    let principal = gw_policy::Principal {
+        subject: account.subject(),
+        groups: account.groups.clone(),
+    };
+    let method = account.kind.name();
+    let (token, t) = match crate::identity::issue(gw, &principal, method) {
+        Ok(x) => x,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "minting a token failed");
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "could not issue a token",
+            );
+        }
+    };
+    if account.kind == gw_policy::model::AccountKind::BreakGlass {
+        crate::metrics::Metrics::inc(&gw.metrics.break_glass);
+        tracing::error!(account = %account.name, client, token = %t.id, "BREAK-GLASS login: every use of this token is audited and marked in its recordings");
+        gw.audit.record(&AuditEvent::BreakGlassUsed {
+            account: &account.name,
+            client,
+            token_id: &t.id,
+        });
+    }
+    json(
+        StatusCode::OK,
+        &serde_json::json!(crate::oidc::Issued {
+            token,
+            token_id: t.id,
+            subject: principal.subject,
+            groups: principal.groups,
+            expires_at: t.expires_at,
+        }),
+    )
+}
+
+fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn failed(gw: &Gateway, method: &str, client: &str, why: &str) -> Response {

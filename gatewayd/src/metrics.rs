@@ -25,6 +25,7 @@ pub(crate) struct Metrics {
     pub(crate) policy_rejections: AtomicU64,
     pub(crate) policy_fetch_failures: AtomicU64,
     pub(crate) sessions_revoked: AtomicU64,
+    pub(crate) break_glass: AtomicU64,
 }
 
 impl Metrics {
@@ -98,6 +99,11 @@ impl Metrics {
             "gatewayd_sessions_revoked_total",
             "Live sessions ended because a new policy revision revoked their grant.",
             &[("", g(&self.sessions_revoked))],
+        );
+        counter(
+            "gatewayd_break_glass_logins_total",
+            "Logins of break-glass principals.",
+            &[("", g(&self.break_glass))],
         );
         counter(
             "gatewayd_reviews_requested_total",

@@ -550,6 +550,21 @@ async fn session<S: Io>(
         rule: &login.rule,
         revision: &login.loaded.revision,
     });
+    if login.principal.subject.starts_with("break-glass:") {
+        tracing::error!(session = %session_id, principal = %login.principal.subject, resource = %login.resource.name, "BREAK-GLASS session opened");
+        gw.audit.record(&AuditEvent::BreakGlassSession {
+            session: &session_id,
+            principal: &login.principal.subject,
+            resource: &login.resource.name,
+        });
+        if let Some(rec) = &recorder {
+            rec.send(RecEvent::Marker {
+                t: rec.elapsed(),
+                label: format!("break-glass:session principal={}", login.principal.subject),
+            })
+            .await;
+        }
+    }
     // The client gets the server's parameters and the gateway's own key.
     let mut hello = BytesMut::new();
     hello.extend_from_slice(&codec::authentication_ok());

@@ -22,6 +22,24 @@ pub(crate) struct LoginArgs {
     /// With --browser: print the URL instead of opening a browser.
     #[arg(long)]
     no_open: bool,
+    /// Log in as this service account, with its secret from $GWCTL_SECRET
+    /// (or the first line of stdin).
+    #[arg(long, conflicts_with_all = ["browser", "break_glass"])]
+    service_account: Option<String>,
+    /// Log in as this break-glass principal (loudly audited), with its
+    /// secret from $GWCTL_SECRET (or the first line of stdin).
+    #[arg(long, conflicts_with = "browser")]
+    break_glass: Option<String>,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct SecretArgs {
+    /// The account's name in the policy.
+    #[arg(long, default_value = "NAME")]
+    name: String,
+    /// Make a break-glass principal instead of a service account.
+    #[arg(long)]
+    break_glass: bool,
 }
 
 #[derive(clap::Args)]
@@ -46,10 +64,10 @@ pub(crate) struct ConnectArgs {
 
 pub(crate) fn login(args: LoginArgs) -> Result<(), Failure> {
     block_on(async move {
-        let issued = if args.browser {
-            browser_login(&args.conn, args.no_open).await?
-        } else {
-            device_login(&args.conn).await?
+        let issued = match (&args.service_account, &args.break_glass) {
+            (Some(name), _) | (None, Some(name)) => secret_login(&args.conn, name).await?,
+            _ if args.browser => browser_login(&args.conn, args.no_open).await?,
+            _ => device_login(&args.conn).await?,
         };
         args.conn.store(&issued)?;
         eprintln!(
@@ -61,6 +79,56 @@ pub(crate) fn login(args: LoginArgs) -> Result<(), Failure> {
         );
         Ok(())
     })
+}
+
+async fn secret_login(conn: &Conn, account: &str) -> Result<Cached, Failure> {
+    let secret = match std::env::var("GWCTL_SECRET") {
+        Ok(s) => s,
+        Err(_) => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("reading the secret from stdin")?;
+            line
+        }
+    };
+    let body =
+        serde_json::to_vec(&serde_json::json!({"account": account, "secret": secret.trim()}))
+            .unwrap_or_default();
+    let v = conn
+        .send("POST", "/v1/login/secret", Some(body), None)
+        .await?;
+    Ok(cached_from(&v)?)
+}
+
+/// `gwctl secret new`: a fresh random secret and the policy block holding
+/// only its hash.
+pub(crate) fn secret(args: SecretArgs) -> Result<(), Failure> {
+    let mut raw = [0u8; 32];
+    getrandom::fill(&mut raw).map_err(|_| anyhow!("no randomness"))?;
+    let secret = format!(
+        "gws_{}",
+        raw.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    );
+    let hash = {
+        use sha2::Digest as _;
+        sha2::Sha256::digest(secret.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let kind = if args.break_glass {
+        "break-glass"
+    } else {
+        "service-account"
+    };
+    eprintln!("The secret, shown once: store it where the account's owner keeps secrets.");
+    println!("{secret}");
+    eprintln!(
+        "\nThe policy block (only the hash; commit it by pull request):\n\n{kind} \"{}\" {{\n    groups \"GROUP\"\n    secret-hash \"sha256:{hash}\"\n}}\n\nLog in with: GWCTL_SECRET=... gwctl login --{kind} {}",
+        args.name, args.name
+    );
+    Ok(())
 }
 
 fn cached_from(v: &serde_json::Value) -> anyhow::Result<Cached> {

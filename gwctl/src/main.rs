@@ -69,6 +69,15 @@ enum Command {
     Token(login::ConnArgs),
     /// Runs (or prints) the native client for a resource, through the gateway.
     Connect(login::ConnectArgs),
+    /// Creates a secret for a service account or break-glass principal.
+    #[command(subcommand)]
+    Secret(SecretCommand),
+}
+
+#[derive(Subcommand)]
+enum SecretCommand {
+    /// Prints a new random secret (stdout) and its policy block (stderr).
+    New(login::SecretArgs),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -104,6 +113,7 @@ fn main() -> ExitCode {
         Command::Logout(args) => login::logout(args),
         Command::Token(args) => login::token(args),
         Command::Connect(args) => login::connect(args),
+        Command::Secret(SecretCommand::New(args)) => login::secret(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -454,3 +454,124 @@ fn kid(token: &str) -> String {
         .unwrap();
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
+
+#[test]
+fn service_accounts_and_break_glass_log_in_with_secrets_from_policy() {
+    if !require(&["postgres", "psql"]) {
+        return;
+    }
+    let new_secret = |args: &[&str]| {
+        let out = Command::new(gw_e2e::bin("gwctl"))
+            .args(["secret", "new"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        let secret = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        let block: String = stderr
+            .lines()
+            .skip_while(|l| !l.ends_with('{'))
+            .take(4)
+            .collect::<Vec<_>>()
+            .join("\n");
+        (secret, block)
+    };
+    let (ci_secret, ci_block) = new_secret(&["--name", "ci"]);
+    let (bg_secret, bg_block) = new_secret(&["--name", "emergency", "--break-glass"]);
+    assert!(
+        ci_block.starts_with("service-account \"ci\" {"),
+        "{ci_block}"
+    );
+    assert!(
+        !ci_block.contains(&ci_secret),
+        "only the hash goes into policy"
+    );
+    let policy = format!(
+        "{POLICY}\n{}\n{}\n",
+        ci_block.replace("GROUP", "dba"),
+        bg_block.replace("GROUP", "dba")
+    );
+    let pg = backend::postgres();
+    let dir = tempfile::tempdir().unwrap();
+    let gw = Gateway::builder(&policy)
+        .upstream(&pg, dir.path())
+        .start_in(dir);
+    let config = tempfile::tempdir().unwrap();
+    let login = |args: &[&str], secret: &str| {
+        Command::new(gw_e2e::bin("gwctl"))
+            .arg("login")
+            .args(args)
+            .env(
+                "GWCTL_GATEWAY",
+                format!("https://127.0.0.1:{}", gw.api_port),
+            )
+            .env("GWCTL_CA", gw.state().join("tls/dev-cert.pem"))
+            .env("GWCTL_CONFIG_DIR", config.path())
+            .env("GWCTL_SECRET", secret)
+            .output()
+            .unwrap()
+    };
+    let wrong = login(&["--service-account", "ci"], "gws_wrong");
+    assert_eq!(wrong.status.code(), Some(1), "{}", text(&wrong));
+    assert!(text(&wrong).contains("unknown account or wrong secret"));
+    let ok = login(&["--service-account", "ci"], &ci_secret);
+    assert!(ok.status.success(), "{}", text(&ok));
+    assert!(
+        text(&ok).contains("as service-account:ci (groups: dba)"),
+        "{}",
+        text(&ok)
+    );
+    let cache: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(config.path().join("tokens.json")).unwrap()).unwrap();
+    let token = cache.as_object().unwrap().values().next().unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = gw.psql("orders", &token, &["-At", "-c", "select 'automation'"]);
+    assert!(text(&out).contains("automation"), "{}", text(&out));
+
+    let bg = login(&["--break-glass", "emergency"], &bg_secret);
+    assert!(bg.status.success(), "{}", text(&bg));
+    let cache: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(config.path().join("tokens.json")).unwrap()).unwrap();
+    let token = cache.as_object().unwrap().values().next().unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = gw.psql("orders", &token, &["-At", "-c", "select 'glass broken'"]);
+    assert!(text(&out).contains("glass broken"), "{}", text(&out));
+    let audit = gw.audit();
+    assert!(
+        audit
+            .iter()
+            .any(|a| a["event"] == "break-glass-used" && a["account"] == "emergency")
+    );
+    assert!(
+        audit
+            .iter()
+            .any(|a| a["event"] == "break-glass-session"
+                && a["principal"] == "break-glass:emergency")
+    );
+    assert!(
+        audit
+            .iter()
+            .any(|a| a["event"] == "token-issued" && a["method"] == "service-account")
+    );
+    assert!(gw.log().contains("BREAK-GLASS login"));
+    assert!(
+        gw.admin_get("/metrics")
+            .contains("gatewayd_break_glass_logins_total 1")
+    );
+    let recs = gw.wait_recordings(2);
+    let marked = recs.iter().any(|r| {
+        let export = text(&gw_e2e::replay(&[
+            "export",
+            "--format",
+            "v3",
+            r.to_str().unwrap(),
+        ]));
+        export.contains("break-glass:session principal=break-glass:emergency")
+    });
+    assert!(marked, "the break-glass session's recording is marked");
+}

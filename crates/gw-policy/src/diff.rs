@@ -63,6 +63,7 @@ pub struct Change {
 pub fn diff(old: &Policy, new: &Policy) -> Vec<Change> {
     let mut out = Vec::new();
     access(old, new, &mut out);
+    accounts(old, new, &mut out);
     guards(old, new, &mut out);
     masks(old, new, &mut out);
     resources(old, new, &mut out);
@@ -93,6 +94,63 @@ fn push(out: &mut Vec<Change>, area: Area, direction: Direction, text: String) {
         direction,
         text,
     });
+}
+
+/// Service accounts and break-glass principals: a new one, new groups or a
+/// new secret is a way in; a removed one, a way out.
+fn accounts(old: &Policy, new: &Policy, out: &mut Vec<Change>) {
+    let find = |p: &Policy, name: &str| p.accounts.iter().find(|a| a.name == name).cloned();
+    for a in &new.accounts {
+        let what = format!("{} \"{}\"", a.kind.name(), a.name);
+        match find(old, &a.name) {
+            None => push(
+                out,
+                Area::Access,
+                Direction::Loosened,
+                format!("{what} added (groups: {})", a.groups.join(", ")),
+            ),
+            Some(o) => {
+                let added: Vec<&String> =
+                    a.groups.iter().filter(|g| !o.groups.contains(g)).collect();
+                let removed: Vec<&String> =
+                    o.groups.iter().filter(|g| !a.groups.contains(g)).collect();
+                if !added.is_empty() {
+                    push(
+                        out,
+                        Area::Access,
+                        Direction::Loosened,
+                        format!("{what} gains groups {added:?}"),
+                    );
+                }
+                if !removed.is_empty() {
+                    push(
+                        out,
+                        Area::Access,
+                        Direction::Tightened,
+                        format!("{what} loses groups {removed:?}"),
+                    );
+                }
+                if o.secret_sha256 != a.secret_sha256 {
+                    push(
+                        out,
+                        Area::Access,
+                        Direction::Neutral,
+                        format!("{what} has a new secret (the old one stops working)"),
+                    );
+                }
+            }
+        }
+    }
+    for o in &old.accounts {
+        if find(new, &o.name).is_none() {
+            push(
+                out,
+                Area::Access,
+                Direction::Tightened,
+                format!("{} \"{}\" removed", o.kind.name(), o.name),
+            );
+        }
+    }
 }
 
 /// What one subject may do on one resource, merged over all grants.

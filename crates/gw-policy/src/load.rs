@@ -21,13 +21,15 @@ use read::Cx;
 /// that a mistaken path (a log, a binary) fails fast.
 pub const MAX_FILE_BYTES: usize = 4 << 20;
 
-const TOP_LEVEL: [&str; 7] = [
+const TOP_LEVEL: [&str; 9] = [
     "defaults",
     "resource",
     "grant",
     "guard",
     "mask",
     "recording",
+    "service-account",
+    "break-glass",
     "test",
 ];
 
@@ -91,6 +93,16 @@ pub fn check(sources: &[Source]) -> (Policy, Vec<Diagnostic>) {
                 "mask" => policy.masks.extend(blocks::mask(&mut cx, node)),
                 "recording" => policy.recordings.push(blocks::recording(&mut cx, node)),
                 "test" => tests.extend(blocks::test(&mut cx, node)),
+                "service-account" => policy.accounts.extend(blocks::account(
+                    &mut cx,
+                    node,
+                    crate::model::AccountKind::Service,
+                )),
+                "break-glass" => policy.accounts.extend(blocks::account(
+                    &mut cx,
+                    node,
+                    crate::model::AccountKind::BreakGlass,
+                )),
                 _ => read::unknown_node(&mut cx, node, &TOP_LEVEL, "a policy file"),
             }
         }
@@ -202,6 +214,13 @@ fn cross_check(p: &Policy, sources: &[Source], diags: &mut Vec<Diagnostic>) {
             }
         }
     };
+    dup(
+        "account",
+        p.accounts
+            .iter()
+            .map(|a| (a.name.as_str(), &a.origin))
+            .collect(),
+    );
     dup(
         "resource",
         p.resources

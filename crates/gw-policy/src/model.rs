@@ -17,6 +17,8 @@ pub struct Policy {
     pub guards: Vec<Guard>,
     pub masks: Vec<Mask>,
     pub recordings: Vec<Recording>,
+    /// Service accounts and break-glass principals (only secret hashes).
+    pub accounts: Vec<Account>,
     pub tests: Vec<TestCase>,
     /// Set only by [`Policy::deny_all`]: why nothing is allowed.
     pub denied: Option<String>,
@@ -318,6 +320,45 @@ pub struct Approval {
     /// For access windows and time-boxed command approvals: how long an
     /// approval stays valid once given. `None` means exactly one use.
     pub window: Option<Duration>,
+}
+
+/// A principal that logs in with a secret instead of the identity
+/// provider: a service account (automation) or a break-glass principal
+/// (for when the provider is down; every use is loudly audited).
+#[derive(Clone, Debug)]
+pub struct Account {
+    pub name: String,
+    pub kind: AccountKind,
+    pub groups: Vec<String>,
+    /// SHA-256 of the secret (secrets are random and 256 bits strong, so a
+    /// fast hash is enough; the policy never holds the secret).
+    pub secret_sha256: [u8; 32],
+    pub origin: Origin,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccountKind {
+    Service,
+    BreakGlass,
+}
+
+impl AccountKind {
+    /// The block name, and the prefix of the principal's subject.
+    pub fn name(self) -> &'static str {
+        match self {
+            AccountKind::Service => "service-account",
+            AccountKind::BreakGlass => "break-glass",
+        }
+    }
+}
+
+impl Account {
+    /// The subject the account's tokens carry: `service-account:NAME` or
+    /// `break-glass:NAME`, so grants and audit entries can never confuse it
+    /// with a person.
+    pub fn subject(&self) -> String {
+        format!("{}:{}", self.kind.name(), self.name)
+    }
 }
 
 #[derive(Clone, Debug)]

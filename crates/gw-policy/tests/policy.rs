@@ -301,3 +301,35 @@ fn garbage_never_panics() {
         gw_policy::fuzz_load(&bytes);
     }
 }
+
+#[test]
+fn a_new_service_account_is_a_loosening_in_the_diff() {
+    let base = "resource \"db\" kind=\"postgres\" {\n    address \"h:5432\"\n}\ngrant \"g\" {\n    groups \"deployers\"\n    resources \"db\"\n}\n";
+    let hash = "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+    let with = format!(
+        "{base}service-account \"ci\" {{\n    groups \"deployers\"\n    secret-hash \"{hash}\"\n}}\nbreak-glass \"emergency\" {{\n    groups \"dba\"\n    secret-hash \"{hash}\"\n}}\n"
+    );
+    let old = gw_policy::load(&[Source::new("a.kdl", base)]).unwrap();
+    let new = gw_policy::load(&[Source::new("a.kdl", with.as_str())]).unwrap();
+    assert_eq!(new.accounts[0].subject(), "service-account:ci");
+    assert_eq!(new.accounts[1].subject(), "break-glass:emergency");
+    let changes = gw_policy::diff(&old, &new);
+    let texts: Vec<String> = changes
+        .iter()
+        .map(|c| format!("{:?} {}", c.direction, c.text))
+        .collect();
+    assert!(
+        texts.contains(&"Loosened service-account \"ci\" added (groups: deployers)".to_owned()),
+        "{texts:?}"
+    );
+    assert!(
+        texts.contains(&"Loosened break-glass \"emergency\" added (groups: dba)".to_owned()),
+        "{texts:?}"
+    );
+    let back = gw_policy::diff(&new, &old);
+    assert!(
+        back.iter()
+            .all(|c| c.direction == gw_policy::Direction::Tightened),
+        "{back:?}"
+    );
+}

@@ -330,6 +330,90 @@ pub(crate) fn grant(cx: &mut Cx<'_>, node: &KdlNode) -> Option<Grant> {
     Some(g).filter(|_| name.is_some())
 }
 
+/// `service-account "NAME" { groups ..; secret-hash "sha256:HEX" }` and
+/// `break-glass "NAME" { .. }`.
+pub(crate) fn account(
+    cx: &mut Cx<'_>,
+    node: &KdlNode,
+    kind: crate::model::AccountKind,
+) -> Option<crate::model::Account> {
+    let name = block_name(cx, node);
+    check_props(cx, node, &[]);
+    let mut groups = Vec::new();
+    let mut hash = None;
+    const KNOWN: [&str; 3] = ["groups", "secret-hash", "description"];
+    for child in children(node) {
+        match super::read::name(child) {
+            "groups" => groups.extend(leaf_list(cx, child).into_iter().map(|(v, _)| v)),
+            "secret-hash" => {
+                if let Some((v, span)) = leaf(cx, child) {
+                    hash = parse_secret_hash(&v);
+                    if hash.is_none() {
+                        cx.error_help(
+                            "invalid-value",
+                            span,
+                            "a secret hash is `sha256:` and 64 hex digits",
+                            "create a secret and its hash with `gwctl secret new`",
+                        );
+                    }
+                }
+            }
+            "description" => {
+                leaf(cx, child);
+            }
+            _ => unknown_node(cx, child, &KNOWN, &format!("a `{}`", kind.name())),
+        }
+    }
+    let Some(secret_sha256) = hash else {
+        if !children(node)
+            .iter()
+            .any(|c| super::read::name(c) == "secret-hash")
+        {
+            cx.error_help(
+                "missing-node",
+                span_of(node),
+                format!(
+                    "{} \"{}\" has no `secret-hash`",
+                    kind.name(),
+                    name.clone().unwrap_or_default()
+                ),
+                "create a secret and its hash with `gwctl secret new`",
+            );
+        }
+        return None;
+    };
+    if let Some(n) = &name
+        && (n.is_empty() || n.contains(':') || n.contains(char::is_whitespace))
+    {
+        cx.error_help(
+            "invalid-value",
+            span_of(node),
+            format!("`{n}` is not a usable account name"),
+            "use letters, digits, `-`, `_` and `.`",
+        );
+        return None;
+    }
+    Some(crate::model::Account {
+        name: name?,
+        kind,
+        groups,
+        secret_sha256,
+        origin: origin(cx, node),
+    })
+}
+
+fn parse_secret_hash(v: &str) -> Option<[u8; 32]> {
+    let hex = v.strip_prefix("sha256:")?;
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
 pub(crate) fn guard(cx: &mut Cx<'_>, node: &KdlNode) -> Option<Guard> {
     let name = block_name(cx, node);
     check_props(cx, node, &[]);
