@@ -114,6 +114,7 @@ async fn handle(
         }
         (&Method::GET, ["v1", "reviews"]) => list(gw, &principal, &query).await,
         (&Method::POST, ["v1", "logout"]) => crate::login_api::logout(gw, &token),
+        (&Method::POST, ["v1", "token", "refresh"]) => crate::login_api::refresh(gw, &token).await,
         (&Method::POST, ["v1", "tokens", "revoke"]) => crate::login_api::revoke(gw, &token, &body),
         (&Method::GET, ["v1", "resources"]) => crate::login_api::resources(gw, &token),
         (&Method::GET, ["v1", "reviews", id]) => show(gw, &principal, id).await,

@@ -229,6 +229,22 @@ fn failed(gw: &Gateway, method: &str, client: &str, why: &str) -> Response {
     error(StatusCode::FORBIDDEN, "login-failed", why)
 }
 
+/// `POST /v1/token/refresh`: a new token for the same login, through the
+/// provider's refresh grant.
+pub(crate) async fn refresh(gw: &Gateway, t: &gw_identity::Token) -> Response {
+    let Some(oidc) = gw.oidc.as_ref() else {
+        return error(
+            StatusCode::CONFLICT,
+            "not-renewable",
+            "no identity provider is configured; tokens cannot be renewed",
+        );
+    };
+    match oidc.refresh(gw, t).await {
+        Ok(issued) => json(StatusCode::OK, &serde_json::json!(issued)),
+        Err(why) => error(StatusCode::CONFLICT, "not-renewable", &why),
+    }
+}
+
 /// `POST /v1/logout`: revokes the presented token.
 pub(crate) fn logout(gw: &Gateway, t: &gw_identity::Token) -> Response {
     match gw.revocations.revoke_token(

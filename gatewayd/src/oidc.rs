@@ -42,6 +42,8 @@ use std::time::{Duration, Instant};
 pub(crate) struct Identity {
     pub(crate) subject: String,
     pub(crate) groups: Vec<String>,
+    /// The provider's `sub`, stable across renewals.
+    pub(crate) provider_sub: String,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -85,6 +87,17 @@ pub(crate) struct Oidc {
     device_logins: Mutex<HashMap<String, DeviceLogin>>,
     /// Finished browser logins waiting for the CLI that started them.
     handoffs: Mutex<HashMap<String, Handoff>>,
+    /// The provider's refresh token for each gateway token issued with one,
+    /// so `gwctl` can renew a token before it expires (the provider decides
+    /// whether the person may still log in, and their groups now). Kept in
+    /// memory only: after a restart, people log in again.
+    refresh: Mutex<HashMap<String, Refreshable>>,
+}
+
+struct Refreshable {
+    refresh_token: String,
+    /// The provider's subject, which a refreshed identity must keep.
+    sub: String,
 }
 
 struct CodeLogin {
@@ -207,6 +220,7 @@ impl Oidc {
             code_logins: Mutex::new(HashMap::new()),
             device_logins: Mutex::new(HashMap::new()),
             handoffs: Mutex::new(HashMap::new()),
+            refresh: Mutex::new(HashMap::new()),
         })
     }
 
@@ -342,6 +356,7 @@ impl Oidc {
             .identity(&client, &m, id_token, response.access_token(), &nonce)
             .await?;
         let issued = issue(gw, &identity, "oidc-code")?;
+        self.keep_refresh(&issued, response.refresh_token(), &identity);
         let Some((redirect, challenge)) = login.cli else {
             return Ok((issued, None));
         };
@@ -458,7 +473,77 @@ impl Oidc {
         let identity = self
             .identity(&client, &m, id_token, response.access_token(), no_nonce)
             .await?;
-        issue(gw, &identity, "oidc-device")
+        let issued = issue(gw, &identity, "oidc-device")?;
+        self.keep_refresh(&issued, response.refresh_token(), &identity);
+        Ok(issued)
+    }
+
+    fn keep_refresh(
+        &self,
+        issued: &Issued,
+        token: Option<&openidconnect::RefreshToken>,
+        who: &Identity,
+    ) {
+        let Some(t) = token else { return };
+        let mut map = self.refresh.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= 100_000 {
+            map.clear();
+        }
+        map.insert(
+            issued.token_id.clone(),
+            Refreshable {
+                refresh_token: t.secret().clone(),
+                sub: who.provider_sub.clone(),
+            },
+        );
+    }
+
+    /// Renews a gateway token through the provider's refresh grant: the
+    /// provider says again who the person is and what groups they have.
+    pub(crate) async fn refresh(
+        &self,
+        gw: &Gateway,
+        current: &gw_identity::Token,
+    ) -> Result<Issued, String> {
+        let kept = self
+            .refresh
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&current.id)
+            .ok_or("this token cannot be renewed (it was not issued with a refresh token, or the gateway restarted since); log in again")?;
+        let m = self.metadata().await?;
+        let client = self.client(m.clone())?;
+        let refresh_token = openidconnect::RefreshToken::new(kept.refresh_token);
+        let response = client
+            .exchange_refresh_token(&refresh_token)
+            .map_err(|e| e.to_string())?
+            .request_async(&self.http)
+            .await
+            .map_err(|e| self.failure("the identity provider refused to renew the login", &e))?;
+        let identity = match response.id_token() {
+            Some(id_token) => {
+                let no_nonce = |_: Option<&Nonce>| Ok(());
+                self.identity(&client, &m, id_token, response.access_token(), no_nonce)
+                    .await?
+            }
+            None => {
+                let groups = self
+                    .userinfo_groups(&m, response.access_token(), &kept.sub)
+                    .await?;
+                Identity {
+                    subject: current.principal.subject.clone(),
+                    groups: crate::identity::map_groups(&self.group_map, &groups),
+                    provider_sub: kept.sub.clone(),
+                }
+            }
+        };
+        if identity.provider_sub != kept.sub {
+            return Err("the renewed login is for someone else".into());
+        }
+        let issued = issue(gw, &identity, "oidc-refresh")?;
+        let next = response.refresh_token().cloned().unwrap_or(refresh_token);
+        self.keep_refresh(&issued, Some(&next), &identity);
+        Ok(issued)
     }
 
     /// What a CLI polling its device login finds; a finished login is
@@ -507,6 +592,7 @@ impl Oidc {
         Ok(Identity {
             subject,
             groups: crate::identity::map_groups(&self.group_map, &groups),
+            provider_sub: sub,
         })
     }
 

@@ -39,6 +39,9 @@ pub(crate) struct Conn {
     pub(crate) ca: Option<PathBuf>,
 }
 
+/// Cached tokens are renewed when they have less than this many seconds left.
+const RENEW_BEFORE: u64 = 600;
+
 /// A token as `gwctl login` stores it.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub(crate) struct Cached {
@@ -82,6 +85,49 @@ impl Conn {
         }
     }
 
+    /// The token, renewed first when it is a cached login that expires
+    /// within ten minutes (the gateway renews it through the identity
+    /// provider; if that fails, the current token is used while it lasts).
+    pub(crate) async fn fresh_token(&self) -> anyhow::Result<String> {
+        if self.token.is_some() || self.token_file.is_some() {
+            return self.token();
+        }
+        let Some(c) = self.cached()? else {
+            return self.token();
+        };
+        let left = c.expires_at.saturating_sub(now());
+        if left == 0 || left >= RENEW_BEFORE {
+            return self.token();
+        }
+        match self
+            .exchange(
+                "POST",
+                "/v1/token/refresh",
+                Some(b"{}".to_vec()),
+                Some(&c.token),
+            )
+            .await
+        {
+            Ok((200, v)) => {
+                let renewed: Cached = serde_json::from_value(v)
+                    .context("the gateway's renewal is not in the expected shape")?;
+                self.store(&renewed)?;
+                Ok(renewed.token)
+            }
+            Ok((_, v)) => {
+                eprintln!(
+                    "warning: could not renew the token ({}); it expires in {left} s",
+                    v["error"]["message"].as_str().unwrap_or("no reason given")
+                );
+                Ok(c.token)
+            }
+            Err(e) => {
+                eprintln!("warning: could not renew the token ({e:#}); it expires in {left} s");
+                Ok(c.token)
+            }
+        }
+    }
+
     pub(crate) fn cached(&self) -> anyhow::Result<Option<Cached>> {
         Ok(read_cache()?.remove(self.base()))
     }
@@ -108,7 +154,7 @@ impl Conn {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<serde_json::Value, Failure> {
-        let token = self.token()?;
+        let token = self.fresh_token().await?;
         self.send(method, path, body, Some(&token)).await
     }
 

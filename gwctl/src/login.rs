@@ -283,22 +283,14 @@ pub(crate) fn logout(args: ConnArgs) -> Result<(), Failure> {
     })
 }
 
-/// `gwctl token`: the current token on stdout (for `PGPASSWORD=$(gwctl token)`).
+/// `gwctl token`: the current token on stdout (for `PGPASSWORD=$(gwctl token)`),
+/// renewed first when it is about to expire.
 pub(crate) fn token(args: ConnArgs) -> Result<(), Failure> {
-    let t = args.conn.token()?;
-    if let Some(c) = args.conn.cached()?
-        && c.token == t
-    {
-        let left = c.expires_at.saturating_sub(now());
-        if left < 600 {
-            eprintln!(
-                "warning: the token expires in {}; run `gwctl login` soon",
-                human(left)
-            );
-        }
-    }
-    println!("{t}");
-    Ok(())
+    block_on(async move {
+        let t = args.conn.fresh_token().await?;
+        println!("{t}");
+        Ok(())
+    })
 }
 
 /// `gwctl connect RESOURCE`: the native client, pointed at the gateway,
@@ -348,7 +340,7 @@ pub(crate) fn connect(args: ConnectArgs) -> Result<(), Failure> {
                     println!("PGPASSWORD=\"$(gwctl token)\" psql \"{conninfo}\"");
                     return Ok(());
                 }
-                let token = args.conn.token()?;
+                let token = args.conn.fresh_token().await?;
                 let status = std::process::Command::new("psql")
                     .arg(&conninfo)
                     .args(&args.extra)

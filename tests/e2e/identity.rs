@@ -101,6 +101,12 @@ struct Env {
 }
 
 fn env(conform: bool) -> Option<Env> {
+    env_opts(conform, false)
+}
+
+/// `renewing`: short tokens (5 minutes, under gwctl's renewal threshold)
+/// and the `offline_access` scope, so the provider issues refresh tokens.
+fn env_opts(conform: bool, renewing: bool) -> Option<Env> {
     if !require(&["postgres", "psql"]) || !provider_installed() {
         return None;
     }
@@ -108,8 +114,16 @@ fn env(conform: bool) -> Option<Env> {
     let dir = tempfile::tempdir().unwrap();
     let idp_port = gw_localpg::free_port().unwrap();
     let api_port = gw_localpg::free_port().unwrap();
+    let (scopes, ttl) = if renewing {
+        (
+            " scopes=\"openid profile email groups offline_access\"",
+            "token-ttl \"5m\"\n",
+        )
+    } else {
+        ("", "")
+    };
     let identity = format!(
-        "identity {{\n    oidc issuer=\"http://127.0.0.1:{idp_port}\" client-id=\"gateway\" client-secret=\"env:OIDC_CLIENT_SECRET\" redirect-url=\"https://127.0.0.1:{api_port}/v1/login/callback\"\n    map-group \"idp-dba\" to=\"dba\"\n}}\n"
+        "{ttl}identity {{\n    oidc issuer=\"http://127.0.0.1:{idp_port}\" client-id=\"gateway\" client-secret=\"env:OIDC_CLIENT_SECRET\" redirect-url=\"https://127.0.0.1:{api_port}/v1/login/callback\"{scopes}\n    map-group \"idp-dba\" to=\"dba\"\n}}\n"
     );
     let gw = Gateway::builder(POLICY)
         .upstream(&pg, dir.path())
@@ -574,4 +588,35 @@ fn service_accounts_and_break_glass_log_in_with_secrets_from_policy() {
         export.contains("break-glass:session principal=break-glass:emergency")
     });
     assert!(marked, "the break-glass session's recording is marked");
+}
+
+#[test]
+fn a_token_about_to_expire_is_renewed_through_the_provider() {
+    let Some(e) = env_opts(false, true) else {
+        return;
+    };
+    let login = e.login("alice", false);
+    assert!(login.status.success(), "{}", text(&login));
+    let cache = || -> serde_json::Value {
+        let c: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(e.config_dir.path().join("tokens.json")).unwrap(),
+        )
+        .unwrap();
+        c.as_object().unwrap().values().next().unwrap().clone()
+    };
+    let before = cache();
+    // Five-minute tokens are inside gwctl's ten-minute renewal window.
+    let renewed = e.token();
+    let after = cache();
+    assert_ne!(before["token_id"], after["token_id"], "renewed");
+    assert_eq!(after["token"], renewed.as_str());
+    assert_eq!(after["groups"], serde_json::json!(["dba", "oncall"]));
+    let out =
+        e.gw.psql("orders", &renewed, &["-At", "-c", "select 'renewed'"]);
+    assert!(text(&out).contains("renewed"), "{}", text(&out));
+    assert!(
+        e.gw.audit()
+            .iter()
+            .any(|a| a["event"] == "token-issued" && a["method"] == "oidc-refresh")
+    );
 }
