@@ -95,6 +95,30 @@ pub(crate) enum AuditEvent<'a> {
         old_key: &'a str,
         new_key: &'a str,
     },
+    /// An SSH port forward (`ssh -L`) asked for, and what policy said.
+    PortForward {
+        session: &'a str,
+        principal: &'a str,
+        resource: &'a str,
+        target: &'a str,
+        allowed: bool,
+        reason: &'a str,
+    },
+    /// A line typed into an interactive SSH shell: extracted best effort,
+    /// an audit aid and not a security boundary.
+    ShellInput {
+        session: &'a str,
+        principal: &'a str,
+        resource: &'a str,
+        line: &'a str,
+    },
+    /// A file operation read from an scp or sftp stream.
+    FileTransfer {
+        session: &'a str,
+        principal: &'a str,
+        resource: &'a str,
+        operation: &'a str,
+    },
     /// A break-glass principal logged in. Loud on purpose.
     BreakGlassUsed {
         account: &'a str,

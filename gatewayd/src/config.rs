@@ -15,6 +15,8 @@ pub(crate) struct Config {
     pub(crate) listen_admin: String,
     /// The HTTPS API (reviews), on the client-facing TLS certificate.
     pub(crate) listen_api: Option<String>,
+    /// The SSH listener (off unless configured).
+    pub(crate) listen_ssh: Option<String>,
     /// PEM certificate chain and key for client-facing TLS; `None` means a
     /// self-signed development certificate generated under `state`.
     pub(crate) tls_cert: Option<PathBuf>,
@@ -143,6 +145,7 @@ impl Default for Config {
             listen_postgres: Some("127.0.0.1:6432".into()),
             listen_admin: "127.0.0.1:9090".into(),
             listen_api: Some("127.0.0.1:8443".into()),
+            listen_ssh: None,
             tls_cert: None,
             tls_key: None,
             policy: PolicySource::Directory {
@@ -224,6 +227,7 @@ pub(crate) fn parse(src: &Source) -> Result<Config, Vec<Diagnostic>> {
                     c.listen_admin = a.into();
                 }
                 c.listen_api = prop("api").map(Into::into).or(c.listen_api);
+                c.listen_ssh = prop("ssh").map(Into::into).or(c.listen_ssh);
             }
             "tls" => {
                 c.tls_cert = prop("cert").map(PathBuf::from);

@@ -24,8 +24,10 @@ mod postgres;
 mod recorder;
 mod reviews;
 mod secrets;
+mod ssh;
 mod state;
 mod tls;
+mod transfer;
 mod upstream_tls;
 mod webhooks;
 
@@ -370,6 +372,13 @@ async fn serve(config: config::Config) -> anyhow::Result<()> {
             .with_context(|| format!("binding {addr}"))?;
         pg_addr = Some(listener.local_addr()?);
         tokio::spawn(postgres::serve(listener, Arc::clone(&gw), tls));
+    }
+    if let Some(addr) = &gw.config.listen_ssh {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr}"))?;
+        tracing::info!(address = %listener.local_addr()?, "ssh listener (login name = resource, password = gateway token)");
+        tokio::spawn(ssh::serve(listener, Arc::clone(&gw)));
     }
     let mut api_addr = None;
     if let Some(addr) = &gw.config.listen_api {

@@ -170,7 +170,7 @@ struct Login {
     window_ends: Option<u64>,
 }
 
-enum Window {
+pub(crate) enum Window {
     Open {
         review: gw_review::ReviewId,
         ends_at: u64,
@@ -182,7 +182,7 @@ enum Window {
 /// A grant that needs approval: an approved, open access window lets the
 /// session in; otherwise a review is requested (or the pending one reused)
 /// and the client is told its id. `Err` (the store failed) refuses.
-async fn access_window(
+pub(crate) async fn access_window(
     gw: &Gateway,
     principal: &gw_policy::Principal,
     resource: &gw_policy::Resource,
@@ -241,7 +241,7 @@ async fn access_window(
                 },
                 session_id: None,
                 resource: resource.name.clone(),
-                protocol: "postgres".into(),
+                protocol: resource.kind.name().into(),
                 command: None,
                 guard_or_grant: rule.to_owned(),
                 approvers: approval.approvers.clone(),

@@ -29,6 +29,25 @@ pub(crate) enum RecEvent {
         t: Duration,
         label: String,
     },
+    /// Terminal output (already masked).
+    Output {
+        t: Duration,
+        data: Vec<u8>,
+    },
+    /// Terminal input, when the policy records input.
+    Input {
+        t: Duration,
+        data: Vec<u8>,
+    },
+    Resize {
+        t: Duration,
+        cols: u16,
+        rows: u16,
+    },
+    Exit {
+        t: Duration,
+        status: i32,
+    },
 }
 
 /// What a statement returned, as the session saw it (already masked).
@@ -273,6 +292,10 @@ fn write(w: &mut FileWriter, ev: RecEvent) -> anyhow::Result<()> {
             )?;
         }
         RecEvent::Marker { t, label } => w.marker(t, &label)?,
+        RecEvent::Output { t, data } => w.output(t, &data)?,
+        RecEvent::Input { t, data } => w.input(t, &data)?,
+        RecEvent::Resize { t, cols, rows } => w.resize(t, cols, rows)?,
+        RecEvent::Exit { t, status } => w.exit(t, status)?,
     }
     Ok(())
 }

@@ -36,6 +36,7 @@ pub fn require(tools: &[&str]) -> bool {
 fn have(tool: &str) -> bool {
     match tool {
         "postgres" => gw_localpg::find_binaries().is_some(),
+        t if t.starts_with('/') => Path::new(t).exists(),
         t => Command::new("sh")
             .args(["-c", &format!("command -v {t}")])
             .output()

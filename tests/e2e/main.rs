@@ -7,3 +7,4 @@ mod identity;
 mod images;
 mod postgres;
 mod reviews;
+mod ssh;

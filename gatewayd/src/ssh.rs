@@ -1,0 +1,1100 @@
+//! The SSH data path: an SSH server facing clients (russh), an SSH client
+//! to targets with the resource's key, and per-channel bridges between them.
+//!
+//! - **Login**: the login name is the resource (`ssh -l web-1 gw.example.com`);
+//!   the password (or keyboard-interactive answer) is the gateway token. A
+//!   valid token always logs in; what the policy says is told on the first
+//!   channel (a denial on stderr with exit status 1), the way the PostgreSQL
+//!   path answers with a FATAL, so people learn why instead of guessing.
+//!   Failed logins are audited and slowed (one second per rejection).
+//! - **Target**: connected on the first channel with the resource's
+//!   `credential user= key=`; its host key must match a pinned `host-key`
+//!   (or is learnt once with `trust-on-first-use`, then pinned in
+//!   `STATE/ssh/known_hosts`). Nothing reaches the target before policy
+//!   allows the session.
+//! - **Session channels**: pty, shell, exec, env, window changes, signals,
+//!   exit status and exit signal pass through. Exec commands are judged by
+//!   guards before they start. Output is masked (across chunk boundaries and
+//!   escape sequences) and recorded as asciicast with resizes, input when
+//!   the policy asks, and markers for decisions.
+//! - **Forwards**: `direct-tcpip` (`ssh -L`) only when a grant allows
+//!   `port-forward`; forwarded bytes are not recorded (documented). Remote
+//!   forwards, agent and X11 forwarding are refused.
+
+use crate::audit::AuditEvent;
+use crate::recorder::{RecEvent, Recorder};
+use crate::state::Gateway;
+use anyhow::{Context as _, anyhow};
+use bytes::Bytes;
+use russh::keys::PublicKey;
+use russh::server::{Auth, Msg, Server as _, Session};
+use russh::{Channel, ChannelId, ChannelMsg};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Mutex as AsyncMutex;
+
+/// Flush masked output this long after the last chunk, so an interactive
+/// prompt appears at once while matches across quick chunks still work.
+const MASK_FLUSH: Duration = Duration::from_millis(30);
+
+pub(crate) async fn serve(listener: tokio::net::TcpListener, gw: Arc<Gateway>) {
+    let key = match host_key(&gw) {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "the SSH listener cannot start");
+            return;
+        }
+    };
+    let config = russh::server::Config {
+        keys: vec![key],
+        auth_rejection_time: Duration::from_secs(1),
+        auth_rejection_time_initial: Some(Duration::from_millis(100)),
+        max_auth_attempts: 3,
+        inactivity_timeout: Some(Duration::from_secs(3600)),
+        keepalive_interval: Some(Duration::from_secs(30)),
+        window_size: 8 << 20,
+        maximum_packet_size: 32768,
+        nodelay: true,
+        methods: russh::MethodSet::from(
+            &[
+                russh::MethodKind::Password,
+                russh::MethodKind::KeyboardInteractive,
+            ][..],
+        ),
+        ..Default::default()
+    };
+    let mut server = Server { gw };
+    if let Err(e) = server.run_on_socket(Arc::new(config), &listener).await {
+        tracing::error!(error = %e, "the SSH listener stopped");
+    }
+}
+
+/// The gateway's SSH host key, generated on first start.
+fn host_key(gw: &Gateway) -> anyhow::Result<russh::keys::PrivateKey> {
+    let path = gw.config.state.join("keys/ssh_host_ed25519_key");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        return russh::keys::decode_secret_key(&text, None)
+            .with_context(|| format!("reading the SSH host key {}", path.display()));
+    }
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|_| anyhow!("no randomness for the SSH host key"))?;
+    let key = russh::keys::PrivateKey::from(
+        russh::keys::ssh_key::private::Ed25519Keypair::from_seed(&seed),
+    );
+    let pem = key
+        .to_openssh(russh::keys::ssh_key::LineEnding::LF)
+        .map_err(|e| anyhow!("encoding the SSH host key: {e}"))?;
+    crate::files::write_private(&path, pem.as_bytes())?;
+    let public = key.public_key().to_openssh().unwrap_or_default();
+    let _ = std::fs::write(path.with_extension("pub"), format!("{public}\n"));
+    tracing::info!(key = %public, "generated the gateway's SSH host key");
+    Ok(key)
+}
+
+#[derive(Clone)]
+struct Server {
+    gw: Arc<Gateway>,
+}
+
+impl russh::server::Server for Server {
+    type Handler = Conn;
+    fn new_client(&mut self, peer: Option<std::net::SocketAddr>) -> Conn {
+        Conn {
+            gw: Arc::clone(&self.gw),
+            peer: peer.map_or_else(|| "-".to_owned(), |p| p.to_string()),
+            login: None,
+            upstream: Arc::new(AsyncMutex::new(None)),
+        }
+    }
+    fn handle_session_error(&mut self, e: russh::Error) {
+        tracing::info!(error = %e, "ssh connection ended");
+    }
+}
+
+/// Who logged in and what the policy said about their resource.
+struct Login {
+    principal: gw_policy::Principal,
+    resource_name: String,
+    /// The resource and its terms when the session is allowed.
+    allowed: Result<(gw_policy::Resource, gw_policy::SessionTerms, String), String>,
+    loaded: Arc<crate::state::Loaded>,
+    session_id: String,
+}
+
+type UpstreamHandle = Arc<russh::client::Handle<Upstream>>;
+
+/// One client connection.
+struct Conn {
+    gw: Arc<Gateway>,
+    peer: String,
+    login: Option<Arc<Login>>,
+    upstream: Arc<AsyncMutex<Option<UpstreamHandle>>>,
+}
+
+impl Conn {
+    async fn authenticate(&mut self, user: &str, secret: &str) -> Auth {
+        let reject = Auth::Reject {
+            proceed_with_methods: None,
+            partial_success: false,
+        };
+        let token = match crate::identity::verify(&self.gw, secret) {
+            Ok(t) => t,
+            Err(reason) => {
+                crate::metrics::Metrics::inc(&self.gw.metrics.auth_failures);
+                self.gw.audit.record(&AuditEvent::AuthenticationFailed {
+                    protocol: "ssh",
+                    client: &self.peer,
+                    reason: &reason,
+                });
+                return reject;
+            }
+        };
+        let loaded = self.gw.policy();
+        let now = crate::audit::unix_now();
+        let d = loaded.policy.decide_session(&token.principal, user, now);
+        let rule = d.decision.rule.to_string();
+        let resource = loaded.policy.resource(user).cloned();
+        let allowed = match (d.decision.verdict, d.terms, resource) {
+            (gw_policy::Verdict::Allow | gw_policy::Verdict::Log, Some(terms), Some(r))
+                if r.kind == gw_policy::Kind::Ssh =>
+            {
+                Ok((r, terms, rule.clone()))
+            }
+            (gw_policy::Verdict::Allow | gw_policy::Verdict::Log, _, Some(r)) => Err(format!(
+                "\"{}\" is a {} resource, not ssh",
+                r.name,
+                r.kind.name()
+            )),
+            (gw_policy::Verdict::Review, Some(terms), Some(r))
+                if r.kind == gw_policy::Kind::Ssh =>
+            {
+                let approval = d.decision.approval.clone();
+                match crate::postgres::access_window(
+                    &self.gw,
+                    &token.principal,
+                    &r,
+                    &rule,
+                    approval,
+                    &loaded,
+                )
+                .await
+                {
+                    Ok(crate::postgres::Window::Open { review, .. }) => {
+                        Ok((r, terms, format!("{rule} (access window {review})")))
+                    }
+                    Ok(crate::postgres::Window::Pending(text)) | Err(text) => Err(text),
+                }
+            }
+            _ => Err(d.decision.reason.clone()),
+        };
+        if let Err(reason) = &allowed {
+            crate::metrics::Metrics::inc(&self.gw.metrics.sessions_denied);
+            self.gw.audit.record(&AuditEvent::SessionDenied {
+                principal: &token.principal.subject,
+                resource: user,
+                protocol: "ssh",
+                client: &self.peer,
+                rule: &rule,
+                reason,
+                revision: &loaded.revision,
+            });
+        }
+        self.login = Some(Arc::new(Login {
+            principal: token.principal,
+            resource_name: user.to_owned(),
+            allowed,
+            loaded,
+            session_id: crate::recorder::session_id(),
+        }));
+        Auth::Accept
+    }
+
+    /// The connection to the target, made on first use.
+    async fn upstream(&self, login: &Login) -> anyhow::Result<UpstreamHandle> {
+        let mut slot = self.upstream.lock().await;
+        if let Some(h) = slot.as_ref() {
+            return Ok(Arc::clone(h));
+        }
+        let (resource, _, _) = login.allowed.as_ref().map_err(|why| anyhow!("{why}"))?;
+        let h = Arc::new(connect_upstream(&self.gw, resource).await?);
+        *slot = Some(Arc::clone(&h));
+        Ok(h)
+    }
+}
+
+impl russh::server::Handler for Conn {
+    type Error = russh::Error;
+
+    async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
+        Ok(self.authenticate(user, password).await)
+    }
+
+    async fn auth_keyboard_interactive<'a>(
+        &'a mut self,
+        user: &str,
+        _submethods: &str,
+        response: Option<russh::server::Response<'a>>,
+    ) -> Result<Auth, Self::Error> {
+        match response.and_then(|mut r| r.next().map(|b| String::from_utf8_lossy(&b).into_owned()))
+        {
+            Some(answer) => Ok(self.authenticate(user, &answer).await),
+            None => Ok(Auth::Partial {
+                name: "gateway".into(),
+                instructions: "Log in with your gateway token (`gwctl token`).".into(),
+                prompts: vec![("Gateway token: ".into(), false)].into(),
+            }),
+        }
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        channel: Channel<Msg>,
+        reply: russh::server::ChannelOpenHandle,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let Some(login) = self.login.clone() else {
+            reply
+                .reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return Ok(());
+        };
+        reply.accept().await;
+        let ctx = ChannelCtx {
+            gw: Arc::clone(&self.gw),
+            login,
+            conn_upstream: Arc::clone(&self.upstream),
+            peer: self.peer.clone(),
+            handle: session.handle(),
+        };
+        tokio::spawn(async move {
+            let id = channel.id();
+            let handle = ctx.handle.clone();
+            if let Err(e) = session_channel(ctx, channel).await {
+                tracing::info!(error = %format!("{e:#}"), "ssh channel ended");
+                let _ = handle.close(id).await;
+            }
+        });
+        Ok(())
+    }
+
+    async fn channel_open_direct_tcpip(
+        &mut self,
+        channel: Channel<Msg>,
+        host: &str,
+        port: u32,
+        originator: &str,
+        originator_port: u32,
+        reply: russh::server::ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let Some(login) = self.login.clone() else {
+            reply
+                .reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return Ok(());
+        };
+        let allowed = match &login.allowed {
+            Ok((_, terms, _)) if terms.extras.contains(&gw_policy::model::Extra::PortForward) => {
+                Ok(())
+            }
+            Ok(_) => Err("no grant allows port forwarding to this resource".to_owned()),
+            Err(why) => Err(why.clone()),
+        };
+        let target = format!("{host}:{port}");
+        self.gw.audit.record(&AuditEvent::PortForward {
+            session: &login.session_id,
+            principal: &login.principal.subject,
+            resource: &login.resource_name,
+            target: &target,
+            allowed: allowed.is_ok(),
+            reason: allowed.as_ref().err().map_or("", String::as_str),
+        });
+        if let Err(why) = allowed {
+            reply
+                .reject(russh::ChannelOpenFailure::Other {
+                    code: 1,
+                    reason: format!("refused by gateway policy: {why}"),
+                })
+                .await;
+            return Ok(());
+        }
+        let upstream = match self.upstream(&login).await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "ssh upstream unavailable");
+                reply.reject(russh::ChannelOpenFailure::ConnectFailed).await;
+                return Ok(());
+            }
+        };
+        let up = match upstream
+            .channel_open_direct_tcpip(host, port, originator, originator_port)
+            .await
+        {
+            Ok(c) => c,
+            Err(_) => {
+                reply.reject(russh::ChannelOpenFailure::ConnectFailed).await;
+                return Ok(());
+            }
+        };
+        reply.accept().await;
+        tokio::spawn(async move {
+            let mut a = channel.into_stream();
+            let mut b = up.into_stream();
+            let _ = tokio::io::copy_bidirectional_with_sizes(&mut a, &mut b, 256 << 10, 256 << 10)
+                .await;
+        });
+        Ok(())
+    }
+
+    // Requests are answered here; the channel's task receives the same
+    // requests from its queue and carries them out.
+    async fn pty_request(
+        &mut self,
+        channel: ChannelId,
+        _term: &str,
+        _cols: u32,
+        _rows: u32,
+        _pw: u32,
+        _ph: u32,
+        _modes: &[(russh::Pty, u32)],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_success(channel)
+    }
+
+    async fn shell_request(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_success(channel)
+    }
+
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        _data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_success(channel)
+    }
+
+    async fn env_request(
+        &mut self,
+        channel: ChannelId,
+        _name: &str,
+        _value: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_success(channel)
+    }
+
+    async fn subsystem_request(
+        &mut self,
+        channel: ChannelId,
+        name: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if name == "sftp" {
+            session.channel_success(channel)
+        } else {
+            session.channel_failure(channel)
+        }
+    }
+
+    async fn x11_request(
+        &mut self,
+        channel: ChannelId,
+        _single: bool,
+        _proto: &str,
+        _cookie: &str,
+        _screen: u32,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_failure(channel)
+    }
+
+    async fn agent_request(
+        &mut self,
+        _channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<bool, Self::Error> {
+        Ok(false)
+    }
+
+    async fn tcpip_forward(
+        &mut self,
+        _address: &str,
+        _port: &mut u32,
+        _session: &mut Session,
+    ) -> Result<bool, Self::Error> {
+        Ok(false)
+    }
+}
+
+/// What a channel's task needs.
+struct ChannelCtx {
+    gw: Arc<Gateway>,
+    login: Arc<Login>,
+    conn_upstream: Arc<AsyncMutex<Option<UpstreamHandle>>>,
+    peer: String,
+    handle: russh::server::Handle,
+}
+
+impl ChannelCtx {
+    async fn upstream(&self) -> anyhow::Result<UpstreamHandle> {
+        let conn = Conn {
+            gw: Arc::clone(&self.gw),
+            peer: self.peer.clone(),
+            login: Some(Arc::clone(&self.login)),
+            upstream: Arc::clone(&self.conn_upstream),
+        };
+        conn.upstream(&self.login).await
+    }
+
+    async fn stderr(&self, id: ChannelId, text: &str) {
+        let _ = self
+            .handle
+            .extended_data(id, 1, Bytes::copy_from_slice(text.as_bytes()))
+            .await;
+    }
+
+    /// Ends a channel that will not run anything: a message on stderr,
+    /// exit status 1.
+    async fn refuse(&self, id: ChannelId, text: &str) {
+        self.stderr(id, &format!("gateway: {text}\r\n")).await;
+        let _ = self.handle.exit_status_request(id, 1).await;
+        let _ = self.handle.eof(id).await;
+        let _ = self.handle.close(id).await;
+    }
+}
+
+/// One session channel: waits for its pty/env/shell/exec/subsystem
+/// requests, judges exec commands, then bridges both ways until either
+/// side closes.
+async fn session_channel(ctx: ChannelCtx, mut client: Channel<Msg>) -> anyhow::Result<()> {
+    let id = client.id();
+    let (resource, terms, rule) = match &ctx.login.allowed {
+        Ok(x) => x.clone(),
+        Err(why) => {
+            ctx.refuse(id, &format!("access denied by gateway policy: {why}"))
+                .await;
+            return Ok(());
+        }
+    };
+    // Requests before the program starts.
+    let mut pty: Option<PtyRequest> = None;
+    let mut env: Vec<(String, String)> = Vec::new();
+    let program = loop {
+        match client.wait().await {
+            Some(ChannelMsg::RequestPty {
+                term,
+                col_width,
+                row_height,
+                terminal_modes,
+                ..
+            }) => pty = Some((term, col_width, row_height, terminal_modes)),
+            Some(ChannelMsg::SetEnv {
+                variable_name,
+                variable_value,
+                ..
+            }) => env.push((variable_name, variable_value)),
+            Some(ChannelMsg::RequestShell { .. }) => break Program::Shell,
+            Some(ChannelMsg::Exec { command, .. }) => {
+                break Program::Exec(String::from_utf8_lossy(&command).into_owned());
+            }
+            Some(ChannelMsg::RequestSubsystem { name, .. }) if name == "sftp" => {
+                break Program::Sftp;
+            }
+            Some(ChannelMsg::Eof | ChannelMsg::Close) | None => return Ok(()),
+            Some(_) => {}
+        }
+    };
+    let (cols, rows) = pty.as_ref().map_or((80, 24), |(_, c, r, _)| (*c, *r));
+    let text = match &program {
+        Program::Shell => "(interactive shell)".to_owned(),
+        Program::Exec(c) => c.clone(),
+        Program::Sftp => "(sftp)".to_owned(),
+    };
+    // Exec commands are judged before they start.
+    let loaded = ctx.gw.policy();
+    let decision = match &program {
+        Program::Exec(c) => {
+            let cmd = gw_policy::Command::Shell { command: c.clone() };
+            let d = loaded
+                .policy
+                .decide_command(&ctx.login.principal, &resource.name, &cmd);
+            Some(d)
+        }
+        _ => None,
+    };
+    let verdict = decision
+        .as_ref()
+        .map_or(gw_policy::Verdict::Allow, |d| d.verdict);
+    ctx.gw.metrics.command(verdict);
+    ctx.gw.audit.record(&AuditEvent::Command {
+        session: &ctx.login.session_id,
+        principal: &ctx.login.principal.subject,
+        resource: &resource.name,
+        verdict: verdict.name(),
+        rule: &decision
+            .as_ref()
+            .map_or_else(|| rule.clone(), |d| d.rule.to_string()),
+        reason: decision.as_ref().map_or("", |d| d.reason.as_str()),
+        command: &text,
+        revision: &loaded.revision,
+    });
+    if let Some(d) = &decision
+        && !matches!(
+            d.verdict,
+            gw_policy::Verdict::Allow | gw_policy::Verdict::Log
+        )
+    {
+        let why = match d.verdict {
+            gw_policy::Verdict::Review => format!(
+                "{}: {} (this command needs an approval, which SSH exec does not hold for yet)",
+                d.rule, d.reason
+            ),
+            _ => format!("{}: {}", d.rule, d.reason),
+        };
+        ctx.refuse(id, &format!("permission denied by gateway policy: {why}"))
+            .await;
+        return Ok(());
+    }
+    let recorder = start_recorder(&ctx, &resource, &text, cols, rows);
+    let recorder = match recorder {
+        Ok(r) => Some(r),
+        Err(e) if terms.recording.on_failure == gw_policy::OnFailure::BestEffort => {
+            tracing::error!(error = %format!("{e:#}"), "recording unavailable; continuing unrecorded (best-effort)");
+            None
+        }
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "recording unavailable; refusing the channel");
+            ctx.refuse(
+                id,
+                "the gateway cannot record this session, so it cannot open it",
+            )
+            .await;
+            return Ok(());
+        }
+    };
+    let upstream = match ctx.upstream().await {
+        Ok(u) => u,
+        Err(e) => {
+            tracing::warn!(resource = %resource.name, error = %format!("{e:#}"), "ssh upstream unavailable");
+            ctx.refuse(
+                id,
+                &format!("the gateway cannot reach \"{}\" right now", resource.name),
+            )
+            .await;
+            return Ok(());
+        }
+    };
+    crate::metrics::Metrics::inc(&ctx.gw.metrics.sessions_opened);
+    ctx.gw.audit.record(&AuditEvent::SessionOpened {
+        session: &ctx.login.session_id,
+        principal: &ctx.login.principal.subject,
+        resource: &resource.name,
+        protocol: "ssh",
+        client: &ctx.peer,
+        rule: &rule,
+        revision: &ctx.login.loaded.revision,
+    });
+    let mut up = upstream.channel_open_session().await?;
+    if let Some((term, c, r, modes)) = &pty {
+        up.request_pty(false, term, *c, *r, 0, 0, modes).await?;
+    }
+    for (k, v) in &env {
+        up.set_env(false, k.as_str(), v.as_str()).await?;
+    }
+    match &program {
+        Program::Shell => up.request_shell(true).await?,
+        Program::Exec(c) => up.exec(true, c.as_bytes()).await?,
+        Program::Sftp => up.request_subsystem(true, "sftp").await?,
+    }
+    let masker = ctx
+        .gw
+        .masker(&ctx.login.loaded, &resource, &ctx.login.principal);
+    // File transfers are bytes of files and protocol framing: masking them
+    // would corrupt the copy, so they are recorded as file operations
+    // instead (see `transfer`).
+    let transfer = match &program {
+        Program::Sftp => Some(crate::transfer::Transfer::sftp()),
+        Program::Exec(c) => crate::transfer::Transfer::scp(c),
+        Program::Shell => None,
+    };
+    let mask = !masker.is_noop() && transfer.is_none();
+    let mut bridge = Bridge {
+        ctx: &ctx,
+        id,
+        recorder,
+        out: mask.then(|| masker.stream()),
+        err: mask.then(|| masker.stream()),
+        transfer,
+        record_input: terms.recording.input,
+        line: Vec::new(),
+        resource: resource.name.clone(),
+        interactive: matches!(program, Program::Shell),
+    };
+    let result = bridge.run(&mut client, &mut up).await;
+    if let Some(rec) = bridge.recorder.take() {
+        rec.finish().await;
+    }
+    let reason = match &result {
+        Ok(r) => r.clone(),
+        Err(e) => format!("{e:#}"),
+    };
+    ctx.gw.audit.record(&AuditEvent::SessionClosed {
+        session: &ctx.login.session_id,
+        principal: &ctx.login.principal.subject,
+        resource: &resource.name,
+        reason: &reason,
+    });
+    result.map(|_| ())
+}
+
+/// A pty request: terminal type, columns, rows, modes.
+type PtyRequest = (String, u32, u32, Vec<(russh::Pty, u32)>);
+
+enum Program {
+    Shell,
+    Exec(String),
+    Sftp,
+}
+
+fn start_recorder(
+    ctx: &ChannelCtx,
+    resource: &gw_policy::Resource,
+    command: &str,
+    cols: u32,
+    rows: u32,
+) -> anyhow::Result<Recorder> {
+    let meta = gw_recording::SessionMeta {
+        session_id: format!("{}-{}", ctx.login.session_id, random_suffix()),
+        principal: ctx.login.principal.subject.clone(),
+        resource: resource.name.clone(),
+        protocol: "ssh".into(),
+        policy_revision: ctx.login.loaded.revision.clone(),
+        client_addr: ctx.peer.clone(),
+        gateway_id: ctx.gw.config.gateway_id.clone(),
+        key_id: String::new(),
+        start_us: crate::audit::now_us(),
+    };
+    let mut header = gw_recording::Header::new(
+        u16::try_from(cols.clamp(1, 1000)).unwrap_or(80),
+        u16::try_from(rows.clamp(1, 1000)).unwrap_or(24),
+        meta,
+    );
+    header.command = Some(command.to_owned());
+    ctx.gw
+        .recorders
+        .open(&ctx.gw.config.recordings, &header, &ctx.gw.recording_key)
+}
+
+fn random_suffix() -> String {
+    let mut b = [0u8; 2];
+    let _ = getrandom::fill(&mut b);
+    format!("{:02x}{:02x}", b[0], b[1])
+}
+
+/// The two halves of one session channel, and what is recorded between.
+struct Bridge<'a> {
+    ctx: &'a ChannelCtx,
+    id: ChannelId,
+    recorder: Option<Recorder>,
+    /// Maskers for stdout and stderr (`None`: nothing to mask).
+    out: Option<gw_mask::StreamMasker>,
+    err: Option<gw_mask::StreamMasker>,
+    /// For scp and sftp: the file operations read from the stream.
+    transfer: Option<crate::transfer::Transfer>,
+    record_input: bool,
+    /// The interactive line being typed (best-effort command extraction).
+    line: Vec<u8>,
+    resource: String,
+    interactive: bool,
+}
+
+impl Bridge<'_> {
+    async fn run(
+        &mut self,
+        client: &mut Channel<Msg>,
+        up: &mut Channel<russh::client::Msg>,
+    ) -> anyhow::Result<String> {
+        let flush = tokio::time::sleep(Duration::from_secs(86_400));
+        tokio::pin!(flush);
+        let mut flush_armed = false;
+        loop {
+            tokio::select! {
+                msg = client.wait() => match msg {
+                    Some(ChannelMsg::Data { data }) => {
+                        self.input(&data).await;
+                        self.observe(crate::transfer::Direction::Upload, &data).await;
+                        up.data_bytes(data).await?;
+                    }
+                    Some(ChannelMsg::Eof) => up.eof().await?,
+                    Some(ChannelMsg::WindowChange { col_width, row_height, pix_width, pix_height }) => {
+                        if let Some(rec) = &self.recorder {
+                            rec.send(RecEvent::Resize {
+                                t: rec.elapsed(),
+                                cols: u16::try_from(col_width.clamp(1, 1000)).unwrap_or(80),
+                                rows: u16::try_from(row_height.clamp(1, 1000)).unwrap_or(24),
+                            }).await;
+                        }
+                        up.window_change(col_width, row_height, pix_width, pix_height).await?;
+                    }
+                    Some(ChannelMsg::Signal { signal }) => up.signal(signal).await?,
+                    Some(ChannelMsg::Close) | None => {
+                        let _ = up.close().await;
+                        return Ok("client closed the channel".into());
+                    }
+                    Some(_) => {}
+                },
+                msg = up.wait() => match msg {
+                    Some(ChannelMsg::Data { data }) => {
+                        self.observe(crate::transfer::Direction::Download, &data).await;
+                        let shown = self.output(&data, false)?;
+                        flush_armed |= self.pending();
+                        flush.as_mut().reset(tokio::time::Instant::now() + MASK_FLUSH);
+                        self.send(shown, None).await?;
+                    }
+                    Some(ChannelMsg::ExtendedData { data, ext }) => {
+                        let shown = self.output(&data, true)?;
+                        flush_armed |= self.pending();
+                        flush.as_mut().reset(tokio::time::Instant::now() + MASK_FLUSH);
+                        self.send(shown, Some(ext)).await?;
+                    }
+                    Some(ChannelMsg::Eof) => {
+                        self.drain().await?;
+                        let _ = self.ctx.handle.eof(self.id).await;
+                    }
+                    Some(ChannelMsg::ExitStatus { exit_status }) => {
+                        if let Some(rec) = &self.recorder {
+                            rec.send(RecEvent::Exit {
+                                t: rec.elapsed(),
+                                status: i32::try_from(exit_status).unwrap_or(i32::MAX),
+                            }).await;
+                        }
+                        let _ = self.ctx.handle.exit_status_request(self.id, exit_status).await;
+                    }
+                    Some(ChannelMsg::ExitSignal { signal_name, core_dumped, error_message, lang_tag }) => {
+                        if let Some(rec) = &self.recorder {
+                            rec.send(RecEvent::Marker {
+                                t: rec.elapsed(),
+                                label: format!("exit:signal name={signal_name:?}"),
+                            }).await;
+                        }
+                        let _ = self.ctx.handle.exit_signal_request(self.id, signal_name, core_dumped, error_message, lang_tag).await;
+                    }
+                    Some(ChannelMsg::Close) | None => {
+                        self.drain().await?;
+                        let _ = self.ctx.handle.close(self.id).await;
+                        return Ok("the target closed the channel".into());
+                    }
+                    Some(ChannelMsg::Failure) => {
+                        self.ctx.stderr(self.id, "gateway: the target refused to start the program\r\n").await;
+                        let _ = self.ctx.handle.exit_status_request(self.id, 255).await;
+                        let _ = self.ctx.handle.close(self.id).await;
+                        return Ok("the target refused the request".into());
+                    }
+                    Some(_) => {}
+                },
+                () = &mut flush, if flush_armed => {
+                    flush_armed = false;
+                    flush.as_mut().reset(tokio::time::Instant::now() + Duration::from_secs(86_400));
+                    self.drain_pending().await?;
+                }
+            }
+        }
+    }
+
+    /// Reads file operations out of an scp or sftp stream, for the audit
+    /// log and the recording (the bytes themselves pass unchanged).
+    async fn observe(&mut self, dir: crate::transfer::Direction, data: &[u8]) {
+        let Some(t) = &mut self.transfer else { return };
+        for op in t.feed(dir, data) {
+            let text = op.to_string();
+            self.ctx.gw.audit.record(&AuditEvent::FileTransfer {
+                session: &self.ctx.login.session_id,
+                principal: &self.ctx.login.principal.subject,
+                resource: &self.resource,
+                operation: &text,
+            });
+            if let Some(rec) = &self.recorder {
+                rec.send(RecEvent::Marker {
+                    t: rec.elapsed(),
+                    label: format!("file:{text}"),
+                })
+                .await;
+                rec.send(RecEvent::Output {
+                    t: rec.elapsed(),
+                    data: format!("[file] {text}\r\n").into_bytes(),
+                })
+                .await;
+            }
+        }
+    }
+
+    fn pending(&self) -> bool {
+        self.out.as_ref().is_some_and(|m| m.pending() > 0)
+            || self.err.as_ref().is_some_and(|m| m.pending() > 0)
+    }
+
+    /// Masks a chunk; what may be shown now.
+    fn output(&mut self, data: &[u8], stderr: bool) -> anyhow::Result<Vec<u8>> {
+        let masker = if stderr { &mut self.err } else { &mut self.out };
+        match masker {
+            None => Ok(data.to_vec()),
+            Some(m) => {
+                let mut shown = Vec::with_capacity(data.len());
+                m.push(data, &mut shown)
+                    .map_err(|e| anyhow!("masking failed, ending the session: {e}"))?;
+                Ok(shown)
+            }
+        }
+    }
+
+    async fn send(&mut self, shown: Vec<u8>, ext: Option<u32>) -> anyhow::Result<()> {
+        if shown.is_empty() {
+            return Ok(());
+        }
+        // A transfer's bytes are file contents: its recording holds the
+        // file operations instead (stderr, messages from scp, is kept).
+        let record = self.transfer.is_none() || ext.is_some();
+        if let Some(rec) = self.recorder.as_ref().filter(|_| record) {
+            rec.send(RecEvent::Output {
+                t: rec.elapsed(),
+                data: shown.clone(),
+            })
+            .await;
+        }
+        let data = Bytes::from(shown);
+        let sent = match ext {
+            Some(e) => self.ctx.handle.extended_data(self.id, e, data).await,
+            None => self.ctx.handle.data(self.id, data).await,
+        };
+        sent.map_err(|_| anyhow!("the client went away"))
+    }
+
+    /// Emits what the maskers still hold (the output paused).
+    async fn drain_pending(&mut self) -> anyhow::Result<()> {
+        for (stderr, ext) in [(false, None), (true, Some(1))] {
+            let masker = if stderr { &mut self.err } else { &mut self.out };
+            if let Some(m) = masker {
+                let mut shown = Vec::new();
+                m.flush(&mut shown)
+                    .map_err(|e| anyhow!("masking failed, ending the session: {e}"))?;
+                self.send(shown, ext).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Emits the rest at the end of the stream.
+    async fn drain(&mut self) -> anyhow::Result<()> {
+        for (stderr, ext) in [(false, None), (true, Some(1))] {
+            let masker = if stderr { &mut self.err } else { &mut self.out };
+            if let Some(m) = masker {
+                let mut shown = Vec::new();
+                m.finish(&mut shown)
+                    .map_err(|e| anyhow!("masking failed, ending the session: {e}"))?;
+                self.send(shown, ext).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Records input (when asked) and extracts typed commands, best effort:
+    /// an audit aid, not a boundary (editing keys, completion and pasted
+    /// escape sequences all defeat it).
+    async fn input(&mut self, data: &Bytes) {
+        if self.record_input
+            && let Some(rec) = &self.recorder
+        {
+            rec.send(RecEvent::Input {
+                t: rec.elapsed(),
+                data: data.to_vec(),
+            })
+            .await;
+        }
+        if !self.interactive {
+            return;
+        }
+        for &b in data.iter() {
+            match b {
+                b'\r' | b'\n' => {
+                    let line = String::from_utf8_lossy(&self.line).trim().to_owned();
+                    self.line.clear();
+                    if !line.is_empty() {
+                        self.ctx.gw.audit.record(&AuditEvent::ShellInput {
+                            session: &self.ctx.login.session_id,
+                            principal: &self.ctx.login.principal.subject,
+                            resource: &self.resource,
+                            line: &line,
+                        });
+                        if let Some(rec) = &self.recorder {
+                            rec.send(RecEvent::Marker {
+                                t: rec.elapsed(),
+                                label: format!(
+                                    "shell:input line={}",
+                                    serde_json::to_string(&line).unwrap_or_default()
+                                ),
+                            })
+                            .await;
+                        }
+                    }
+                }
+                0x7f | 0x08 => {
+                    self.line.pop();
+                }
+                0x03 | 0x15 => self.line.clear(),
+                b if b >= 0x20 && self.line.len() < 4096 => self.line.push(b),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// The client side towards targets: checks host keys.
+struct Upstream {
+    resource: String,
+    pins: Vec<PublicKey>,
+    tofu: Option<std::path::PathBuf>,
+    /// Why a host key was refused, for the message to the person.
+    refused: Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl russh::client::Handler for Upstream {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        key: &russh::keys::PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        let russh::keys::PublicKeyOrCertificate::PublicKey { key, .. } = key else {
+            *self.refused.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some("the target presented a host certificate; pin its key instead".into());
+            return Ok(false);
+        };
+        if self.pins.iter().any(|p| p.key_data() == key.key_data()) {
+            return Ok(true);
+        }
+        let presented = key.to_openssh().unwrap_or_default();
+        if let Some(path) = &self.tofu {
+            // Learn the first key, then hold the target to it.
+            let known = std::fs::read_to_string(path).unwrap_or_default();
+            let entry_prefix = format!("{} ", self.resource);
+            match known.lines().find(|l| l.starts_with(&entry_prefix)) {
+                None => {
+                    use std::io::Write as _;
+                    let mut f = std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(path)
+                        .map_err(russh::Error::IO)?;
+                    writeln!(f, "{}{presented}", entry_prefix).map_err(russh::Error::IO)?;
+                    tracing::warn!(resource = %self.resource, key = %presented, "trusting the target's host key on first use");
+                    return Ok(true);
+                }
+                Some(line) => {
+                    let learnt = line[entry_prefix.len()..].trim();
+                    if PublicKey::from_openssh(learnt).is_ok_and(|k| k.key_data() == key.key_data())
+                    {
+                        return Ok(true);
+                    }
+                }
+            }
+        }
+        *self.refused.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!(
+            "the host key of \"{}\" ({presented}) matches no pinned key",
+            self.resource
+        ));
+        tracing::error!(resource = %self.resource, key = %presented, "refusing an unknown target host key");
+        Ok(false)
+    }
+}
+
+async fn connect_upstream(
+    gw: &Gateway,
+    r: &gw_policy::Resource,
+) -> anyhow::Result<russh::client::Handle<Upstream>> {
+    let cred = r
+        .credential
+        .as_ref()
+        .ok_or_else(|| anyhow!("resource \"{}\" has no credential", r.name))?;
+    let user = cred
+        .user
+        .clone()
+        .ok_or_else(|| anyhow!("resource \"{}\" has no credential user", r.name))?;
+    let key_ref = cred
+        .key
+        .as_ref()
+        .ok_or_else(|| anyhow!("resource \"{}\" has no credential key", r.name))?;
+    let key_text = crate::secrets::resolve(key_ref)?;
+    let key = russh::keys::decode_secret_key(&key_text, None)
+        .map_err(|_| anyhow!("credential {key_ref} is not an OpenSSH private key"))?;
+    let mut pins = Vec::new();
+    for p in &r.host_keys {
+        pins.push(PublicKey::from_openssh(p).map_err(|_| {
+            anyhow!(
+                "resource \"{}\": host-key `{p}` is not an OpenSSH public key",
+                r.name
+            )
+        })?);
+    }
+    let tofu = r.trust_on_first_use.then(|| {
+        let dir = gw.config.state.join("ssh");
+        let _ = std::fs::create_dir_all(&dir);
+        dir.join("known_hosts")
+    });
+    if pins.is_empty() && tofu.is_none() {
+        return Err(anyhow!(
+            "resource \"{}\" pins no host-key and does not allow trust-on-first-use",
+            r.name
+        ));
+    }
+    let refused = Arc::new(std::sync::Mutex::new(None));
+    let handler = Upstream {
+        resource: r.name.clone(),
+        pins,
+        tofu,
+        refused: Arc::clone(&refused),
+    };
+    let config = Arc::new(russh::client::Config {
+        window_size: 8 << 20,
+        maximum_packet_size: 32768,
+        nodelay: true,
+        inactivity_timeout: Some(Duration::from_secs(3600)),
+        ..Default::default()
+    });
+    let connect = russh::client::connect(config, r.address.as_str(), handler);
+    let mut handle = match tokio::time::timeout(Duration::from_secs(10), connect).await {
+        Err(_) => return Err(anyhow!("connecting to {} timed out", r.address)),
+        Ok(Err(e)) => {
+            let why = refused.lock().unwrap_or_else(|e| e.into_inner()).take();
+            return Err(match why {
+                Some(w) => anyhow!("{w}"),
+                None => anyhow!("connecting to {}: {e}", r.address),
+            });
+        }
+        Ok(Ok(h)) => h,
+    };
+    let hash = handle
+        .best_supported_rsa_hash()
+        .await
+        .ok()
+        .flatten()
+        .flatten();
+    let auth = handle
+        .authenticate_publickey(
+            user.clone(),
+            russh::keys::PrivateKeyWithHashAlg::new(Arc::new(key), hash),
+        )
+        .await?;
+    if !matches!(auth, russh::client::AuthResult::Success) {
+        return Err(anyhow!(
+            "the target refused the gateway's key for {user}@{}",
+            r.name
+        ));
+    }
+    Ok(handle)
+}

@@ -1,0 +1,525 @@
+//! `ssh`, `scp` and `sftp` → gatewayd → a real OpenSSH `sshd` started by
+//! the test, all real. See: issue #6.
+
+use gw_e2e::{Gateway, replay, require, text};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A private `sshd` on a free port, with its own host key and an
+/// authorized key for the gateway.
+struct Sshd {
+    dir: tempfile::TempDir,
+    port: u16,
+    child: Child,
+    host_pub: String,
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn keygen(path: &Path) {
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "e2e", "-f"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+impl Sshd {
+    fn start() -> Sshd {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        keygen(&d.join("host_key"));
+        keygen(&d.join("gateway_key"));
+        std::fs::copy(d.join("gateway_key.pub"), d.join("authorized_keys")).unwrap();
+        let port = gw_localpg::free_port().unwrap();
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        let config = format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nPidFile {pid}\nAuthorizedKeysFile {ak}\n\
+             UsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n\
+             StrictModes no\nAllowTcpForwarding yes\nSubsystem sftp /usr/lib/openssh/sftp-server\nLogLevel ERROR\n",
+            hk = d.join("host_key").display(),
+            pid = d.join("sshd.pid").display(),
+            ak = d.join("authorized_keys").display(),
+        );
+        std::fs::write(d.join("sshd_config"), config).unwrap();
+        let child = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f"])
+            .arg(d.join("sshd_config"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("sshd");
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "sshd did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let host_pub = std::fs::read_to_string(d.join("host_key.pub"))
+            .unwrap()
+            .trim()
+            .to_owned();
+        Sshd {
+            dir,
+            port,
+            child,
+            host_pub,
+        }
+    }
+
+    fn key(&self) -> PathBuf {
+        self.dir.path().join("gateway_key")
+    }
+}
+
+fn policy(sshd: &Sshd, host_key: &str) -> String {
+    format!(
+        r#"
+resource "web" kind="ssh" {{
+    address "127.0.0.1:{port}"
+    credential user="root" key="file:{key}"
+    host-key "{host_key}"
+}}
+
+resource "web-wrong-pin" kind="ssh" {{
+    address "127.0.0.1:{port}"
+    credential user="root" key="file:{key}"
+    host-key "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBmBzQ4bq6o1yqYV1W4cZBhOSdnkmJ0uPdPzTlrLMJJ3 other"
+}}
+
+grant "oncall" {{
+    groups "oncall"
+    resources "web" "web-wrong-pin"
+    allow "port-forward"
+}}
+
+grant "readers" {{
+    groups "readers"
+    resources "web"
+}}
+
+guard "no-rm-rf" {{
+    protocols "ssh"
+    commands "rm -rf *" "*shutdown*"
+    action "deny"
+    message "destructive commands are not allowed through the gateway"
+}}
+
+mask "secrets" {{
+    detect "credit-card" "aws-access-key"
+    style "full"
+}}
+"#,
+        port = sshd.port,
+        key = sshd.key().display(),
+    )
+}
+
+struct Env {
+    sshd: Sshd,
+    gw: Gateway,
+    ssh_port: u16,
+    oncall: String,
+    askpass: tempfile::TempDir,
+}
+
+fn env() -> Option<Env> {
+    if !require(&["ssh", "scp", "sftp", "ssh-keygen", "/usr/sbin/sshd", "tmux"]) {
+        return None;
+    }
+    let sshd = Sshd::start();
+    let ssh_port = gw_localpg::free_port().unwrap();
+    let gw = Gateway::builder(&policy(&sshd, &sshd.host_pub))
+        .config(&format!("listen ssh=\"127.0.0.1:{ssh_port}\""))
+        .start();
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", ssh_port)).is_err() {
+        assert!(start.elapsed() < Duration::from_secs(10), "ssh listener");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let askpass = tempfile::tempdir().unwrap();
+    let script = askpass.path().join("askpass.sh");
+    std::fs::write(&script, "#!/bin/sh\nprintf '%s\\n' \"$GW_TOKEN\"\n").unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o700)).unwrap();
+    Some(Env {
+        oncall: gw.token("olga@example.com", &["oncall"]),
+        sshd,
+        gw,
+        ssh_port,
+        askpass,
+    })
+}
+
+impl Env {
+    /// A client command (`ssh`, `scp`, `sftp`) that logs in with `token`.
+    fn client(&self, program: &str, token: &str) -> Command {
+        let mut c = Command::new(program);
+        let port_flag = if program == "ssh" { "-p" } else { "-P" };
+        c.args([port_flag, &self.ssh_port.to_string()])
+            .args([
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "PreferredAuthentications=password,keyboard-interactive",
+                "-o",
+                "PubkeyAuthentication=no",
+                "-o",
+                "LogLevel=ERROR",
+                // `sftp -b` turns batch mode on, which would forbid asking
+                // for the token; ssh takes the first value given.
+                "-o",
+                "BatchMode=no",
+            ])
+            .env("SSH_ASKPASS", self.askpass.path().join("askpass.sh"))
+            .env("SSH_ASKPASS_REQUIRE", "force")
+            .env("DISPLAY", ":0")
+            .env("GW_TOKEN", token)
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn ssh(&self, token: &str, resource: &str, args: &[&str]) -> Output {
+        self.client("ssh", token)
+            .args(["-l", resource, "127.0.0.1"])
+            .args(args)
+            .output()
+            .unwrap()
+    }
+}
+
+#[test]
+fn exec_passes_output_and_exit_status_and_masks_secrets() {
+    let Some(e) = env() else { return };
+    let out = e.ssh(
+        &e.oncall,
+        "web",
+        &["echo hello from $(hostname -s >/dev/null; echo target); echo card 4111111111111111 >&2; exit 7"],
+    );
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello from target\n");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("card [REDACTED:credit-card]"), "{stderr}");
+    assert!(!stderr.contains("4111111111111111"), "{stderr}");
+    let audit = e.gw.audit();
+    assert!(audit.iter().any(|a| {
+        a["event"] == "command"
+            && a["verdict"] == "allow"
+            && a["command"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("echo hello")
+    }));
+    // Nothing secret in the audit log or the gateway's log.
+    let key = std::fs::read_to_string(e.sshd.key()).unwrap();
+    let secret_line = key.lines().nth(1).unwrap();
+    assert!(!e.gw.log().contains(secret_line));
+}
+
+#[test]
+fn a_denied_exec_never_starts_and_says_why() {
+    let Some(e) = env() else { return };
+    let marker = e.sshd.dir.path().join("must-survive");
+    std::fs::write(&marker, "x").unwrap();
+    let out = e.ssh(&e.oncall, "web", &[&format!("rm -rf {}", marker.display())]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("destructive commands are not allowed through the gateway"),
+        "{}",
+        text(&out)
+    );
+    assert!(marker.exists(), "the command never reached the target");
+}
+
+#[test]
+fn refusals_bad_tokens_grants_and_host_keys() {
+    let Some(e) = env() else { return };
+    // A bad token fails authentication (ssh exits 255).
+    let out = e.ssh("not-a-token", "web", &["true"]);
+    assert_eq!(out.status.code(), Some(255), "{}", text(&out));
+    // No grant: told why, exit 1.
+    let nobody = e.gw.token("nobody@example.com", &["visitors"]);
+    let out = e.ssh(&nobody, "web", &["true"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("no grant gives nobody@example.com access"),
+        "{}",
+        text(&out)
+    );
+    // A target whose host key does not match its pin is never logged into.
+    let out = e.ssh(&e.oncall, "web-wrong-pin", &["true"]);
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("cannot reach \"web-wrong-pin\""),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        e.gw.log().contains("matches no pinned key"),
+        "{}",
+        e.gw.log()
+    );
+    let audit = e.gw.audit();
+    assert!(
+        audit
+            .iter()
+            .any(|a| a["event"] == "authentication-failed" && a["protocol"] == "ssh")
+    );
+}
+
+#[test]
+fn a_pty_session_is_recorded_and_accepted_by_asciinema() {
+    let Some(e) = env() else { return };
+    let session = format!("gw-ssh-{}", e.ssh_port);
+    let mut cmd = e.client("ssh", &e.oncall);
+    cmd.args(["-tt", "-l", "web", "127.0.0.1"]);
+    let line: Vec<String> = std::iter::once(cmd.get_program().to_string_lossy().into_owned())
+        .chain(cmd.get_args().map(|a| a.to_string_lossy().into_owned()))
+        .map(|a| format!("'{a}'"))
+        .collect();
+    let envs: Vec<String> = cmd
+        .get_envs()
+        .filter_map(|(k, v)| {
+            Some(format!(
+                "{}='{}'",
+                k.to_string_lossy(),
+                v?.to_string_lossy()
+            ))
+        })
+        .collect();
+    let shell = format!("env {} {}", envs.join(" "), line.join(" "));
+    let tmux = |args: &[&str]| {
+        Command::new("tmux")
+            .args(["-L", &session])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let started = tmux(&["new-session", "-d", "-x", "100", "-y", "30", &shell]);
+    assert!(started.status.success(), "{}", text(&started));
+    let pane = || text(&tmux(&["capture-pane", "-p"]));
+    let wait_pane = |needle: &str| {
+        let start = Instant::now();
+        loop {
+            let p = pane();
+            if p.contains(needle) {
+                return p;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "{needle} not in:\n{p}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    tmux(&["send-keys", "echo the answer is $((6*7))", "Enter"]);
+    wait_pane("the answer is 42");
+    tmux(&["resize-window", "-x", "120", "-y", "40"]);
+    tmux(&["send-keys", "stty size", "Enter"]);
+    wait_pane("40 120");
+    tmux(&["send-keys", "exit", "Enter"]);
+    let start = Instant::now();
+    while tmux(&["has-session"]).status.success() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "ssh did not exit"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let recs = e.gw.wait_recordings(1);
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    let rec = recs[0].to_str().unwrap();
+    let verified = replay(&[
+        "verify",
+        "--require-trailer",
+        "--key",
+        e.gw.recording_key().to_str().unwrap(),
+        rec,
+    ]);
+    assert!(verified.status.success(), "{}", text(&verified));
+    let cat = text(&replay(&["cat", rec]));
+    assert!(cat.contains("the answer is 42"), "{cat}");
+    let export = text(&replay(&["export", "--format", "v3", rec]));
+    assert!(
+        export.contains("\"r\", \"120x40\"") || export.contains("\"r\",\"120x40\""),
+        "{export}"
+    );
+    assert!(export.contains("shell:input line="), "{export}");
+    // The real asciinema reads it.
+    if require(&["asciinema", "zstd"]) {
+        let converted = Command::new("sh")
+            .args([
+                "-c",
+                &format!("zstd -dc '{rec}' | asciinema convert -f txt - -"),
+            ])
+            .output()
+            .unwrap();
+        assert!(converted.status.success(), "{}", text(&converted));
+        assert!(text(&converted).contains("the answer is 42"));
+    }
+    assert!(
+        e.gw.audit()
+            .iter()
+            .any(|a| a["event"] == "shell-input" && a["line"] == "echo the answer is $((6*7))")
+    );
+}
+
+#[test]
+fn port_forwards_follow_the_grant() {
+    let Some(e) = env() else { return };
+    // A TCP service on the target side.
+    let service = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let service_port = service.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        use std::io::Write as _;
+        for s in service.incoming().flatten() {
+            let mut s = s;
+            let _ = s.write_all(b"hello through the forward\n");
+        }
+    });
+    let forward = |token: &str| {
+        let local = gw_localpg::free_port().unwrap();
+        let mut child = e
+            .client("ssh", token)
+            .args([
+                "-N",
+                "-o",
+                "ExitOnForwardFailure=yes",
+                "-L",
+                &format!("127.0.0.1:{local}:127.0.0.1:{service_port}"),
+                "-l",
+                "web",
+                "127.0.0.1",
+            ])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        let got = loop {
+            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", local)) {
+                use std::io::Read as _;
+                let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut buf = String::new();
+                let _ = s.read_to_string(&mut buf);
+                break buf;
+            }
+            if start.elapsed() > Duration::from_secs(10) {
+                break String::new();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let _ = child.kill();
+        let _ = child.wait();
+        got
+    };
+    assert_eq!(forward(&e.oncall), "hello through the forward\n");
+    let reader = e.gw.token("rita@example.com", &["readers"]);
+    assert_eq!(forward(&reader), "", "no grant allows readers to forward");
+    let audit = e.gw.audit();
+    assert!(
+        audit
+            .iter()
+            .any(|a| a["event"] == "port-forward" && a["allowed"] == true)
+    );
+    assert!(
+        audit
+            .iter()
+            .any(|a| a["event"] == "port-forward" && a["allowed"] == false)
+    );
+}
+
+#[test]
+fn scp_both_modes_and_sftp_batch() {
+    let Some(e) = env() else { return };
+    let local = tempfile::tempdir().unwrap();
+    let src = local.path().join("upload.txt");
+    std::fs::write(&src, "payload 123\n").unwrap();
+    let remote_dir = e.sshd.dir.path().join("remote");
+    std::fs::create_dir_all(&remote_dir).unwrap();
+    for (mode, name) in [(None, "sftp-mode.txt"), (Some("-O"), "legacy.txt")] {
+        let mut c = e.client("scp", &e.oncall);
+        if let Some(m) = mode {
+            c.arg(m);
+        }
+        let out = c
+            .arg(&src)
+            .arg(format!("web@127.0.0.1:{}", remote_dir.join(name).display()))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "scp {mode:?}: {}", text(&out));
+        assert_eq!(
+            std::fs::read_to_string(remote_dir.join(name)).unwrap(),
+            "payload 123\n"
+        );
+        let back = local.path().join(format!("back-{name}"));
+        let mut c = e.client("scp", &e.oncall);
+        if let Some(m) = mode {
+            c.arg(m);
+        }
+        let out = c
+            .arg(format!("web@127.0.0.1:{}", remote_dir.join(name).display()))
+            .arg(&back)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "scp back {mode:?}: {}", text(&out));
+        assert_eq!(std::fs::read_to_string(&back).unwrap(), "payload 123\n");
+    }
+    let batch = local.path().join("batch");
+    std::fs::write(
+        &batch,
+        format!(
+            "put {} {}\nls {}\nrm {}\n",
+            src.display(),
+            remote_dir.join("via-sftp.txt").display(),
+            remote_dir.display(),
+            remote_dir.join("via-sftp.txt").display()
+        ),
+    )
+    .unwrap();
+    let out = e
+        .client("sftp", &e.oncall)
+        .arg("-b")
+        .arg(&batch)
+        .arg("web@127.0.0.1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "sftp: {}", text(&out));
+    assert!(!remote_dir.join("via-sftp.txt").exists());
+    // Every transfer is in the audit log with its name and size.
+    let ops: Vec<String> =
+        e.gw.audit()
+            .iter()
+            .filter(|a| a["event"] == "file-transfer")
+            .map(|a| a["operation"].as_str().unwrap_or("").to_owned())
+            .collect();
+    let at = |name: &str| remote_dir.join(name).display().to_string();
+    for expected in [
+        format!("upload path=\"{}\" bytes=12", at("sftp-mode.txt")),
+        format!("download path=\"{}\" bytes=12", at("sftp-mode.txt")),
+        format!("upload path=\"{}\" bytes=12", at("legacy.txt")),
+        format!("download path=\"{}\" bytes=12", at("legacy.txt")),
+        format!("upload path=\"{}\" bytes=12", at("via-sftp.txt")),
+        format!("remove path=\"{}\"", at("via-sftp.txt")),
+    ] {
+        assert!(ops.contains(&expected), "{expected} not in {ops:#?}");
+    }
+    // The recordings show the operations, not the files' bytes.
+    let recs = e.gw.wait_recordings(5);
+    let all: String = recs
+        .iter()
+        .map(|r| text(&replay(&["cat", r.to_str().unwrap()])))
+        .collect();
+    assert!(all.contains("[file] upload path="), "{all}");
+    assert!(!all.contains("payload 123"), "{all}");
+}
