@@ -117,6 +117,9 @@ async fn handle(
         (&Method::POST, ["v1", "token", "refresh"]) => crate::login_api::refresh(gw, &token).await,
         (&Method::POST, ["v1", "tokens", "revoke"]) => crate::login_api::revoke(gw, &token, &body),
         (&Method::GET, ["v1", "resources"]) => crate::login_api::resources(gw, &token),
+        (&Method::POST, ["v1", "ssh", "certificate"]) => {
+            crate::login_api::ssh_certificate(gw, &token, &body)
+        }
         (&Method::GET, ["v1", "reviews", id]) => show(gw, &principal, id).await,
         (&Method::POST, ["v1", "reviews", id, action]) => {
             act(gw, &principal, id, action, &body).await

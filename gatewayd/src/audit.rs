@@ -131,6 +131,12 @@ pub(crate) enum AuditEvent<'a> {
         principal: &'a str,
         resource: &'a str,
     },
+    /// An SSH user certificate signed for a token's holder.
+    SshCertificateIssued {
+        principal: &'a str,
+        token_id: &'a str,
+        expires_at: u64,
+    },
     LoginFailed {
         method: &'a str,
         reason: &'a str,

@@ -357,10 +357,48 @@ pub(crate) fn resources(gw: &Gateway, t: &gw_identity::Token) -> Response {
         StatusCode::OK,
         &serde_json::json!({
             "resources": list,
-            "listeners": {"postgres": port(&gw.config.listen_postgres)},
+            "listeners": {
+                "postgres": port(&gw.config.listen_postgres),
+                "ssh": port(&gw.config.listen_ssh),
+            },
             "subject": t.principal.subject,
         }),
     )
+}
+
+/// `POST /v1/ssh/certificate {"public_key": "ssh-ed25519 ..."}`: an
+/// OpenSSH user certificate for the caller's key, valid as long as the
+/// token, so `ssh` through the gateway needs no prompt.
+pub(crate) fn ssh_certificate(gw: &Gateway, t: &gw_identity::Token, body: &Bytes) -> Response {
+    if gw.config.listen_ssh.is_none() {
+        return error(
+            StatusCode::NOT_FOUND,
+            "no-ssh",
+            "this gateway has no SSH listener",
+        );
+    }
+    let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let Some(key) = v.get("public_key").and_then(|k| k.as_str()) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            "send {\"public_key\": \"ssh-ed25519 ...\"}",
+        );
+    };
+    match crate::ssh::sign_user_certificate(gw, t, key) {
+        Ok(cert) => {
+            gw.audit.record(&AuditEvent::SshCertificateIssued {
+                principal: &t.principal.subject,
+                token_id: &t.id,
+                expires_at: t.expires_at,
+            });
+            json(
+                StatusCode::OK,
+                &serde_json::json!({"certificate": cert, "expires_at": t.expires_at}),
+            )
+        }
+        Err(e) => error(StatusCode::BAD_REQUEST, "bad-request", &format!("{e:#}")),
+    }
 }
 
 fn store_failed(e: &anyhow::Error) -> Response {

@@ -29,10 +29,10 @@ pub(crate) enum RecEvent {
         t: Duration,
         label: String,
     },
-    /// Terminal output (already masked).
+    /// Terminal output (already masked), shared with the data path.
     Output {
         t: Duration,
-        data: Vec<u8>,
+        data: bytes::Bytes,
     },
     /// Terminal input, when the policy records input.
     Input {

@@ -232,7 +232,7 @@ pub(crate) fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-fn cache_dir() -> anyhow::Result<PathBuf> {
+pub(crate) fn cache_dir() -> anyhow::Result<PathBuf> {
     if let Some(d) = std::env::var_os("GWCTL_CONFIG_DIR") {
         return Ok(PathBuf::from(d));
     }

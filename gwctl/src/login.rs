@@ -77,6 +77,16 @@ pub(crate) fn login(args: LoginArgs) -> Result<(), Failure> {
             issued.groups.join(", "),
             human(issued.expires_at.saturating_sub(now()))
         );
+        // An SSH certificate for the same login, when the gateway speaks SSH.
+        match ssh_certificate(&args.conn, &issued.token).await {
+            Ok(Some(key)) => eprintln!(
+                "ssh certificate: {}-cert.pub (ssh -i {} -p PORT -l RESOURCE HOST, or `gwctl connect RESOURCE`)",
+                key.display(),
+                key.display()
+            ),
+            Ok(None) => {}
+            Err(e) => eprintln!("warning: no SSH certificate: {e:#}"),
+        }
         Ok(())
     })
 }
@@ -129,6 +139,74 @@ pub(crate) fn secret(args: SecretArgs) -> Result<(), Failure> {
         args.name, args.name
     );
     Ok(())
+}
+
+/// The key `gwctl` keeps for SSH through the gateway.
+fn ssh_key_path() -> anyhow::Result<std::path::PathBuf> {
+    Ok(crate::client::cache_dir()?.join("id_ed25519"))
+}
+
+/// Gets an SSH user certificate for this login (`None`: the gateway has no
+/// SSH listener). The key is made with `ssh-keygen` on first use.
+async fn ssh_certificate(conn: &Conn, token: &str) -> anyhow::Result<Option<std::path::PathBuf>> {
+    let (status, v) = conn
+        .exchange("GET", "/v1/resources", None, Some(token))
+        .await?;
+    if status != 200 || v["listeners"]["ssh"].is_null() {
+        return Ok(None);
+    }
+    let key = ssh_key_path()?;
+    if !key.exists() {
+        if let Some(dir) = key.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let out = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", "gwctl", "-f"])
+            .arg(&key)
+            .output()
+            .context("running ssh-keygen")?;
+        if !out.status.success() {
+            return Err(anyhow!(
+                "ssh-keygen failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+    }
+    let public =
+        std::fs::read_to_string(key.with_extension("pub")).context("reading the SSH public key")?;
+    let body =
+        serde_json::to_vec(&serde_json::json!({"public_key": public.trim()})).unwrap_or_default();
+    let (status, v) = conn
+        .exchange("POST", "/v1/ssh/certificate", Some(body), Some(token))
+        .await?;
+    let cert = v["certificate"]
+        .as_str()
+        .filter(|_| status == 200)
+        .ok_or_else(|| {
+            anyhow!(
+                "{}",
+                v["error"]["message"]
+                    .as_str()
+                    .unwrap_or("the gateway did not sign a certificate")
+            )
+        })?;
+    let path = std::path::PathBuf::from(format!("{}-cert.pub", key.display()));
+    std::fs::write(&path, format!("{cert}\n"))?;
+    Ok(Some(key))
+}
+
+/// `gwctl ssh-cert`: a fresh SSH certificate for the current token.
+pub(crate) fn ssh_cert(args: ConnArgs) -> Result<(), Failure> {
+    block_on(async move {
+        let token = args.conn.fresh_token().await?;
+        match ssh_certificate(&args.conn, &token).await? {
+            Some(key) => {
+                println!("{}-cert.pub", key.display());
+                Ok(())
+            }
+            None => Err(anyhow!("{} has no SSH listener", args.conn.base()).into()),
+        }
+    })
 }
 
 fn cached_from(v: &serde_json::Value) -> anyhow::Result<Cached> {
@@ -334,7 +412,10 @@ pub(crate) fn connect(args: ConnectArgs) -> Result<(), Failure> {
                     args.resource, subject
                 );
                 if r["access"] == "needs-approval" {
-                    eprintln!("note: \"{}\" needs an approved access window; the first attempt requests one", args.resource);
+                    eprintln!(
+                        "note: \"{}\" needs an approved access window; the first attempt requests one",
+                        args.resource
+                    );
                 }
                 if args.print {
                     println!("PGPASSWORD=\"$(gwctl token)\" psql \"{conninfo}\"");
@@ -353,8 +434,42 @@ pub(crate) fn connect(args: ConnectArgs) -> Result<(), Failure> {
                     Err(Failure::Usage(anyhow!("psql exited with {status}")))
                 }
             }
+            Some("ssh") => {
+                let port = v["listeners"]["ssh"]
+                    .as_u64()
+                    .ok_or_else(|| anyhow!("the gateway has no SSH listener"))?;
+                let token = args.conn.fresh_token().await?;
+                let key = ssh_certificate(&args.conn, &token)
+                    .await?
+                    .ok_or_else(|| anyhow!("the gateway has no SSH listener"))?;
+                let ssh_args = [
+                    "-i".to_owned(),
+                    key.display().to_string(),
+                    "-o".to_owned(),
+                    "IdentitiesOnly=yes".to_owned(),
+                    "-p".to_owned(),
+                    port.to_string(),
+                    "-l".to_owned(),
+                    args.resource.clone(),
+                    host,
+                ];
+                if args.print {
+                    println!("ssh {}", ssh_args.join(" "));
+                    return Ok(());
+                }
+                let status = std::process::Command::new("ssh")
+                    .args(&ssh_args)
+                    .args(&args.extra)
+                    .status()
+                    .context("running ssh (is it installed?)")?;
+                if status.success() {
+                    Ok(())
+                } else {
+                    Err(Failure::Usage(anyhow!("ssh exited with {status}")))
+                }
+            }
             Some(kind) => Err(anyhow!(
-                "\"{}\" is a {kind} resource; `gwctl connect` handles postgres today (SSH comes with the SSH data path)",
+                "\"{}\" is a {kind} resource; `gwctl connect` handles postgres and ssh",
                 args.resource
             )
             .into()),

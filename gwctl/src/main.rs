@@ -69,6 +69,8 @@ enum Command {
     Token(login::ConnArgs),
     /// Runs (or prints) the native client for a resource, through the gateway.
     Connect(login::ConnectArgs),
+    /// Gets an SSH certificate for your current token (login does this too).
+    SshCert(login::ConnArgs),
     /// Creates a secret for a service account or break-glass principal.
     #[command(subcommand)]
     Secret(SecretCommand),
@@ -113,6 +115,7 @@ fn main() -> ExitCode {
         Command::Logout(args) => login::logout(args),
         Command::Token(args) => login::token(args),
         Command::Connect(args) => login::connect(args),
+        Command::SshCert(args) => login::ssh_cert(args),
         Command::Secret(SecretCommand::New(args)) => login::secret(args),
     };
     match result {

@@ -471,6 +471,91 @@ pub fn wait_for<T>(secs: u64, what: &str, mut check: impl FnMut() -> Option<T>) 
     }
 }
 
+/// A private OpenSSH `sshd` for the SSH tests and benchmark.
+pub mod sshd {
+    use crate::text;
+    use std::path::{Path, PathBuf};
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    /// A private `sshd` on a free port, with its own host key and an
+    /// authorized key for the gateway.
+    pub struct Sshd {
+        pub dir: tempfile::TempDir,
+        pub port: u16,
+        child: Child,
+        /// The host's public key, OpenSSH format.
+        pub host_pub: String,
+    }
+
+    impl Drop for Sshd {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    pub fn keygen(path: &Path) {
+        let out = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", "e2e", "-f"])
+            .arg(path)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+    }
+
+    impl Sshd {
+        pub fn start() -> Sshd {
+            let dir = tempfile::tempdir().unwrap();
+            let d = dir.path();
+            keygen(&d.join("host_key"));
+            keygen(&d.join("gateway_key"));
+            std::fs::copy(d.join("gateway_key.pub"), d.join("authorized_keys")).unwrap();
+            let port = gw_localpg::free_port().unwrap();
+            std::fs::create_dir_all("/run/sshd").unwrap();
+            let config = format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nPidFile {pid}\nAuthorizedKeysFile {ak}\n\
+                 UsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n\
+                 StrictModes no\nAllowTcpForwarding yes\nSubsystem sftp /usr/lib/openssh/sftp-server\nLogLevel ERROR\n",
+                hk = d.join("host_key").display(),
+                pid = d.join("sshd.pid").display(),
+                ak = d.join("authorized_keys").display(),
+            );
+            std::fs::write(d.join("sshd_config"), config).unwrap();
+            let child = Command::new("/usr/sbin/sshd")
+                .args(["-D", "-e", "-f"])
+                .arg(d.join("sshd_config"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("sshd");
+            let start = Instant::now();
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(
+                    start.elapsed() < Duration::from_secs(10),
+                    "sshd did not start"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let host_pub = std::fs::read_to_string(d.join("host_key.pub"))
+                .unwrap()
+                .trim()
+                .to_owned();
+            Sshd {
+                dir,
+                port,
+                child,
+                host_pub,
+            }
+        }
+
+        /// The private key `sshd` accepts (for root).
+        pub fn key(&self) -> PathBuf {
+            self.dir.path().join("gateway_key")
+        }
+    }
+}
+
 pub fn replay(args: &[&str]) -> Output {
     Command::new(bin("replay")).args(args).output().unwrap()
 }

@@ -1,85 +1,10 @@
 //! `ssh`, `scp` and `sftp` → gatewayd → a real OpenSSH `sshd` started by
 //! the test, all real. See: issue #6.
 
+use gw_e2e::sshd::Sshd;
 use gw_e2e::{Gateway, replay, require, text};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-/// A private `sshd` on a free port, with its own host key and an
-/// authorized key for the gateway.
-struct Sshd {
-    dir: tempfile::TempDir,
-    port: u16,
-    child: Child,
-    host_pub: String,
-}
-
-impl Drop for Sshd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn keygen(path: &Path) {
-    let out = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "e2e", "-f"])
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-}
-
-impl Sshd {
-    fn start() -> Sshd {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        keygen(&d.join("host_key"));
-        keygen(&d.join("gateway_key"));
-        std::fs::copy(d.join("gateway_key.pub"), d.join("authorized_keys")).unwrap();
-        let port = gw_localpg::free_port().unwrap();
-        std::fs::create_dir_all("/run/sshd").unwrap();
-        let config = format!(
-            "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nPidFile {pid}\nAuthorizedKeysFile {ak}\n\
-             UsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n\
-             StrictModes no\nAllowTcpForwarding yes\nSubsystem sftp /usr/lib/openssh/sftp-server\nLogLevel ERROR\n",
-            hk = d.join("host_key").display(),
-            pid = d.join("sshd.pid").display(),
-            ak = d.join("authorized_keys").display(),
-        );
-        std::fs::write(d.join("sshd_config"), config).unwrap();
-        let child = Command::new("/usr/sbin/sshd")
-            .args(["-D", "-e", "-f"])
-            .arg(d.join("sshd_config"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("sshd");
-        let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "sshd did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let host_pub = std::fs::read_to_string(d.join("host_key.pub"))
-            .unwrap()
-            .trim()
-            .to_owned();
-        Sshd {
-            dir,
-            port,
-            child,
-            host_pub,
-        }
-    }
-
-    fn key(&self) -> PathBuf {
-        self.dir.path().join("gateway_key")
-    }
-}
 
 fn policy(sshd: &Sshd, host_key: &str) -> String {
     format!(
@@ -522,4 +447,83 @@ fn scp_both_modes_and_sftp_batch() {
         .collect();
     assert!(all.contains("[file] upload path="), "{all}");
     assert!(!all.contains("payload 123"), "{all}");
+}
+
+#[test]
+fn a_gateway_certificate_needs_no_prompt_and_dies_with_its_token() {
+    let Some(e) = env() else { return };
+    let config = tempfile::tempdir().unwrap();
+    let gwctl = |args: &[&str]| {
+        Command::new(gw_e2e::bin("gwctl"))
+            .args(args)
+            .env(
+                "GWCTL_GATEWAY",
+                format!("https://127.0.0.1:{}", e.gw.api_port),
+            )
+            .env("GWCTL_CA", e.gw.state().join("tls/dev-cert.pem"))
+            .env("GWCTL_CONFIG_DIR", config.path())
+            .env("GWCTL_TOKEN", &e.oncall)
+            .output()
+            .unwrap()
+    };
+    let cert = gwctl(&["ssh-cert"]);
+    assert!(cert.status.success(), "{}", text(&cert));
+    let key = config.path().join("id_ed25519");
+    assert!(key.with_file_name("id_ed25519-cert.pub").exists());
+    let with_cert = || {
+        Command::new("ssh")
+            .args(["-i", key.to_str().unwrap()])
+            .args([
+                "-o",
+                "IdentitiesOnly=yes",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "LogLevel=ERROR",
+                "-p",
+                &e.ssh_port.to_string(),
+                "-l",
+                "web",
+                "127.0.0.1",
+                "echo via certificate",
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = with_cert();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "via certificate\n");
+    let print = text(&gwctl(&["connect", "web", "--print"]));
+    assert!(
+        print.contains("ssh -i") && print.contains("-l web"),
+        "{print}"
+    );
+    // Revoking the token revokes the certificate issued with it.
+    let revoke = Command::new("python3")
+        .args([
+            "-c",
+            "import ssl,sys,urllib.request\nctx=ssl._create_unverified_context()\nr=urllib.request.Request(sys.argv[1],data=b'{}',method='POST',headers={'Authorization':'Bearer '+sys.argv[2]})\nprint(urllib.request.urlopen(r,context=ctx).status)",
+            &format!("https://127.0.0.1:{}/v1/logout", e.gw.api_port),
+            &e.oncall,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&revoke.stdout).trim(),
+        "200",
+        "{}",
+        text(&revoke)
+    );
+    let out = with_cert();
+    assert_eq!(out.status.code(), Some(255), "{}", text(&out));
+    assert!(
+        e.gw.audit()
+            .iter()
+            .any(|a| a["event"] == "ssh-certificate-issued")
+    );
 }
