@@ -93,6 +93,33 @@ fn main() {
         sshd.port
     );
     println!("SSH data path, {rounds} interleaved rounds, {mib} MiB per transfer, medians");
+    // Memory per idle session, first, on a fresh gateway (after bulk
+    // transfers the allocator keeps freed memory and hides the growth).
+    let pid = gateway_pid(ssh_port).expect("the gateway's pid");
+    let idle = 20;
+    let before = rss_kib(pid);
+    let mut children = Vec::new();
+    for _ in 0..idle {
+        children.push(
+            via_gateway("sleep 600")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+    }
+    std::thread::sleep(Duration::from_secs(8));
+    let after = rss_kib(pid);
+    for mut c in children {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    println!(
+        "memory: {:.0} KiB per idle session ({idle} sessions: gatewayd RSS {before:.0} -> {after:.0} KiB)",
+        (after - before) / idle as f64
+    );
+
     let mut d = Vec::new();
     let mut n = Vec::new();
     let mut g = Vec::new();
@@ -128,32 +155,6 @@ fn main() {
     println!(
         "session setup: direct {ds:.1}/s, gateway {gs:.1}/s ({:.2}x direct), sequential `ssh HOST true`",
         gs / ds
-    );
-
-    // Memory per idle session.
-    let pid = gateway_pid(ssh_port).expect("the gateway's pid");
-    let idle = 20;
-    let before = rss_kib(pid);
-    let mut children = Vec::new();
-    for _ in 0..idle {
-        children.push(
-            via_gateway("sleep 600")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
-    }
-    std::thread::sleep(Duration::from_secs(8));
-    let after = rss_kib(pid);
-    for mut c in children {
-        let _ = c.kill();
-        let _ = c.wait();
-    }
-    println!(
-        "memory: {:.0} KiB per idle session ({idle} sessions: gatewayd RSS {before:.0} -> {after:.0} KiB)",
-        (after - before) / idle as f64
     );
 }
 
