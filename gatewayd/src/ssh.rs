@@ -698,22 +698,30 @@ async fn session_channel(ctx: ChannelCtx, mut client: Channel<Msg>) -> anyhow::R
         command: &text,
         revision: &loaded.revision,
     });
-    if let Some(d) = &decision
-        && !matches!(
-            d.verdict,
-            gw_policy::Verdict::Allow | gw_policy::Verdict::Log
-        )
-    {
-        let why = match d.verdict {
-            gw_policy::Verdict::Review => format!(
-                "{}: {} (this command needs an approval, which SSH exec does not hold for yet)",
-                d.rule, d.reason
-            ),
-            _ => format!("{}: {}", d.rule, d.reason),
-        };
-        ctx.refuse(id, &format!("permission denied by gateway policy: {why}"))
-            .await;
-        return Ok(());
+    // Client input that arrives while a command is held for review.
+    let mut early: Vec<Bytes> = Vec::new();
+    let mut review_marks: Vec<String> = Vec::new();
+    if let Some(d) = &decision {
+        match d.verdict {
+            gw_policy::Verdict::Allow | gw_policy::Verdict::Log => {}
+            gw_policy::Verdict::Review if d.approval.is_some() => {
+                match hold(&ctx, &mut client, &resource, &text, d, &mut early).await {
+                    Held::Run(marks) => review_marks = marks,
+                    Held::Refused(why) => {
+                        ctx.refuse(id, &format!("permission denied by gateway policy: {why}"))
+                            .await;
+                        return Ok(());
+                    }
+                    Held::Gone => return Ok(()),
+                }
+            }
+            _ => {
+                let why = format!("{}: {}", d.rule, d.reason);
+                ctx.refuse(id, &format!("permission denied by gateway policy: {why}"))
+                    .await;
+                return Ok(());
+            }
+        }
     }
     let recorder = start_recorder(&ctx, &resource, &text, cols, rows);
     let recorder = match recorder {
@@ -766,6 +774,9 @@ async fn session_channel(ctx: ChannelCtx, mut client: Channel<Msg>) -> anyhow::R
         Program::Exec(c) => up.exec(true, c.as_bytes()).await?,
         Program::Sftp => up.request_subsystem(true, "sftp").await?,
     }
+    for data in early {
+        up.data_bytes(data).await?;
+    }
     let masker = ctx
         .gw
         .masker(&ctx.login.loaded, &resource, &ctx.login.principal);
@@ -778,6 +789,15 @@ async fn session_channel(ctx: ChannelCtx, mut client: Channel<Msg>) -> anyhow::R
         Program::Shell => None,
     };
     let mask = !masker.is_noop() && transfer.is_none();
+    if let Some(rec) = &recorder {
+        for label in review_marks {
+            rec.send(RecEvent::Marker {
+                t: rec.elapsed(),
+                label,
+            })
+            .await;
+        }
+    }
     let mut bridge = Bridge {
         ctx: &ctx,
         id,
@@ -805,6 +825,153 @@ async fn session_channel(ctx: ChannelCtx, mut client: Channel<Msg>) -> anyhow::R
         reason: &reason,
     });
     result.map(|_| ())
+}
+
+enum Held {
+    /// Approved: run it; the review's markers for the recording.
+    Run(Vec<String>),
+    Refused(String),
+    /// The client went away while it was held (the review is withdrawn).
+    Gone,
+}
+
+/// Holds an exec command for review, as the PostgreSQL path holds a
+/// statement: the client is told the review id on stderr at once; input
+/// it sends meanwhile is kept for the command; closing the channel
+/// withdraws the review.
+async fn hold(
+    ctx: &ChannelCtx,
+    client: &mut Channel<Msg>,
+    resource: &gw_policy::Resource,
+    command: &str,
+    d: &gw_policy::Decision,
+    early: &mut Vec<Bytes>,
+) -> Held {
+    let Some(approval) = d.approval.clone() else {
+        return Held::Refused(format!("{}: {}", d.rule, d.reason));
+    };
+    let gw = &ctx.gw;
+    let session = &ctx.login.session_id;
+    let hash = gw_review::command_hash("ssh", &resource.name, session, command);
+    let now = crate::audit::unix_now();
+    let unavailable = || {
+        Held::Refused(format!(
+            "{}: {}; the review store is unavailable, so it is refused",
+            d.rule, d.reason
+        ))
+    };
+    match gw.reviews.take_approved(session, hash, now).await {
+        Ok(Some(r)) => {
+            return Held::Run(vec![gw_recording::review_approved(r.id.as_str(), "window")]);
+        }
+        Ok(None) => {}
+        Err(_) => return unavailable(),
+    }
+    let new = gw_review::NewReview {
+        kind: gw_review::Kind::Command,
+        requester: gw_review::Principal {
+            subject: ctx.login.principal.subject.clone(),
+            groups: ctx.login.principal.groups.clone(),
+        },
+        session_id: Some(session.clone()),
+        resource: resource.name.clone(),
+        protocol: "ssh".into(),
+        command: Some(command.to_owned()),
+        guard_or_grant: d.rule.to_string(),
+        approvers: approval.approvers.clone(),
+        quorum: approval.quorum.max(1),
+        expires_at: now + approval.timeout.as_secs().max(1),
+        window: approval.window.map(|w| w.as_secs().max(1)),
+        policy_revision: ctx.login.loaded.revision.clone(),
+    };
+    let Ok(review) = crate::reviews::request(gw, new).await else {
+        return unavailable();
+    };
+    let mut marks = vec![gw_recording::review_requested(
+        review.id.as_str(),
+        &d.reason,
+    )];
+    ctx.stderr(
+        client.id(),
+        &format!(
+            "gateway: command held for review {}: it runs once {} member(s) of \"{}\" approve it (expires in {}).\r\ngateway: an approver runs: {}\r\n",
+            review.id,
+            review.quorum,
+            review.approvers,
+            gw_policy::human_duration(Duration::from_secs(review.expires_at - now)),
+            crate::reviews::approve_hint(&review.id)
+        ),
+    )
+    .await;
+    let waiter = gw.reviews.waiter(&review.id);
+    let withdraw = |why: &'static str| {
+        let by = crate::reviews::Cancel::Session(session.clone());
+        let id = review.id.clone();
+        async move {
+            let _ = crate::reviews::cancel(gw, &id, by, why).await;
+            gw.reviews.forget(&id);
+        }
+    };
+    let mut buffered = 0usize;
+    let done = loop {
+        tokio::select! {
+            () = waiter.notified() => {}
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            msg = client.wait() => match msg {
+                Some(ChannelMsg::Data { data }) if buffered + data.len() <= 16 << 20 => {
+                    buffered += data.len();
+                    early.push(data);
+                    continue;
+                }
+                Some(ChannelMsg::Data { .. }) => {
+                    withdraw("the client sent too much while waiting").await;
+                    return Held::Refused("too much input while the command was held".into());
+                }
+                Some(ChannelMsg::Close) | None => {
+                    withdraw("the client closed the channel").await;
+                    return Held::Gone;
+                }
+                _ => continue,
+            },
+        }
+        let now = crate::reviews::sweep(gw)
+            .await
+            .unwrap_or_else(|_| crate::audit::unix_now());
+        match gw.reviews.get(&review.id, now).await {
+            Ok(r) if r.state == gw_review::State::Pending => {}
+            Ok(r) => break r,
+            Err(_) if now > review.expires_at + 5 => {
+                gw.reviews.forget(&review.id);
+                return unavailable();
+            }
+            Err(_) => {}
+        }
+    };
+    gw.reviews.forget(&review.id);
+    let now = crate::audit::unix_now();
+    match done.state {
+        gw_review::State::Approved => match gw.reviews.take_approved(session, hash, now).await {
+            Ok(Some(_)) => {
+                let by: Vec<&str> = gw_review::rules::approving_subjects(&done)
+                    .into_iter()
+                    .collect();
+                marks.push(gw_recording::review_approved(
+                    done.id.as_str(),
+                    &by.join(","),
+                ));
+                Held::Run(marks)
+            }
+            _ => Held::Refused(format!(
+                "{} but it could not be used",
+                crate::reviews::outcome_text(&done)
+            )),
+        },
+        _ => Held::Refused(format!(
+            "{}: {}",
+            d.rule,
+            crate::reviews::outcome_text(&done)
+        )),
+    }
 }
 
 /// A pty request: terminal type, columns, rows, modes.

@@ -39,6 +39,12 @@ guard "no-rm-rf" {{
     message "destructive commands are not allowed through the gateway"
 }}
 
+guard "touch-needs-review" {{
+    protocols "ssh"
+    commands "touch *"
+    action "review" approvers="dba" quorum=1 timeout="2m"
+}}
+
 mask "secrets" {{
     detect "credit-card" "aws-access-key"
     style "full"
@@ -525,5 +531,58 @@ fn a_gateway_certificate_needs_no_prompt_and_dies_with_its_token() {
         e.gw.audit()
             .iter()
             .any(|a| a["event"] == "ssh-certificate-issued")
+    );
+}
+
+#[test]
+fn an_exec_that_needs_review_is_held_until_approved() {
+    use std::io::BufRead as _;
+    let Some(e) = env() else { return };
+    let marker = e.sshd.dir.path().join("approved-marker");
+    let mut child = e
+        .client("ssh", &e.oncall)
+        .args([
+            "-l",
+            "web",
+            "127.0.0.1",
+            &format!("touch {}", marker.display()),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    let id = loop {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "no hold notice");
+        if let Some(i) = line.find("held for review rv-") {
+            break line[i + 16..i + 29].to_owned();
+        }
+    };
+    assert!(!marker.exists(), "nothing runs before approval");
+    let bob = e.gw.token("bob@example.com", &["dba"]);
+    let approve = e.gw.gwctl(
+        &bob,
+        &["review", "approve", &id, "--reason", "expected restart"],
+    );
+    assert!(approve.status.success(), "{}", text(&approve));
+    let status = child.wait().unwrap();
+    assert!(status.success(), "ssh exited with {status}");
+    assert!(marker.exists(), "the command ran after approval");
+    let audit = e.gw.audit();
+    assert!(audit.iter().any(|a| a["event"] == "review"
+        && a["action"] == "approved"
+        && a["review"] == id.as_str()));
+    let recs = e.gw.wait_recordings(1);
+    let export = text(&replay(&[
+        "export",
+        "--format",
+        "v3",
+        recs[0].to_str().unwrap(),
+    ]));
+    assert!(
+        export.contains(&format!("review:approved id={id}")),
+        "{export}"
     );
 }
