@@ -1044,8 +1044,61 @@ impl Bridge<'_> {
         let flush = tokio::time::sleep(Duration::from_secs(86_400));
         tokio::pin!(flush);
         let mut flush_armed = false;
+        // A new policy revision that revokes this session's grant ends it
+        // after the grace period, as for PostgreSQL sessions.
+        let mut policy = self.ctx.gw.policy.subscribe();
+        policy.mark_unchanged();
+        let revoke = tokio::time::sleep(Duration::from_secs(0));
+        tokio::pin!(revoke);
+        let mut revoked: Option<String> = None;
+        let mut shutdown = self.ctx.gw.shutdown.subscribe();
         loop {
             tokio::select! {
+                _ = shutdown.changed() => {
+                    self.ctx.stderr(self.id, "\r\ngateway: the gateway is shutting down; reconnect in a moment\r\n").await;
+                    let _ = self.ctx.handle.exit_status_request(self.id, 255).await;
+                    let _ = self.ctx.handle.close(self.id).await;
+                    let _ = up.close().await;
+                    return Ok("gateway shutting down".into());
+                }
+                _ = policy.changed() => {
+                    let loaded = Arc::clone(&policy.borrow_and_update());
+                    let now = crate::audit::unix_now();
+                    let d = loaded.policy.decide_session(&self.ctx.login.principal, &self.resource, now);
+                    let before = revoked.is_some();
+                    // A session that came in through an access window keeps it.
+                    let windowed = matches!(&self.ctx.login.allowed, Ok((_, _, rule)) if rule.contains("(access window"));
+                    revoked = match d.decision.verdict {
+                        gw_policy::Verdict::Allow | gw_policy::Verdict::Log => None,
+                        gw_policy::Verdict::Review if windowed => None,
+                        _ => Some(d.decision.reason.clone()),
+                    };
+                    if let (Some(why), false) = (&revoked, before) {
+                        let grace = self.ctx.gw.config.revoke_grace;
+                        revoke.as_mut().reset(tokio::time::Instant::now() + grace);
+                        self.ctx.gw.audit.record(&AuditEvent::AccessRevoked {
+                            session: &self.ctx.login.session_id,
+                            principal: &self.ctx.login.principal.subject,
+                            resource: &self.resource,
+                            revision: &loaded.revision,
+                            grace_secs: grace.as_secs(),
+                        });
+                        self.ctx.stderr(self.id, &format!(
+                            "\r\ngateway: your access to \"{}\" was revoked by a policy change ({why}); this session ends in {}\r\n",
+                            self.resource,
+                            gw_policy::human_duration(grace)
+                        )).await;
+                    }
+                }
+                () = &mut revoke, if revoked.is_some() => {
+                    let why = revoked.take().unwrap_or_default();
+                    crate::metrics::Metrics::inc(&self.ctx.gw.metrics.sessions_revoked);
+                    self.ctx.stderr(self.id, &format!("\r\ngateway: session ended: access revoked by a policy change ({why})\r\n")).await;
+                    let _ = self.ctx.handle.exit_status_request(self.id, 255).await;
+                    let _ = self.ctx.handle.close(self.id).await;
+                    let _ = up.close().await;
+                    return Ok(format!("access revoked by a policy change: {why}"));
+                }
                 msg = client.wait() => match msg {
                     Some(ChannelMsg::Data { data }) => {
                         self.input(&data).await;

@@ -64,14 +64,27 @@ struct Env {
 }
 
 fn env() -> Option<Env> {
+    env_watched(false)
+}
+
+/// `watched`: the policy directory is watched, and revoked grants end
+/// sessions after one second.
+fn env_watched(watched: bool) -> Option<Env> {
     if !require(&["ssh", "scp", "sftp", "ssh-keygen", "/usr/sbin/sshd", "tmux"]) {
         return None;
     }
     let sshd = Sshd::start();
     let ssh_port = gw_localpg::free_port().unwrap();
-    let gw = Gateway::builder(&policy(&sshd, &sshd.host_pub))
-        .config(&format!("listen ssh=\"127.0.0.1:{ssh_port}\""))
-        .start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = Gateway::builder(&policy(&sshd, &sshd.host_pub))
+        .config(&format!("listen ssh=\"127.0.0.1:{ssh_port}\""));
+    if watched {
+        b = b.policy_source(&format!(
+            "policy directory=\"{}\" watch=#true revoke-grace=\"1s\"",
+            dir.path().join("policy").display()
+        ));
+    }
+    let gw = b.start_in(dir);
     let start = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", ssh_port)).is_err() {
         assert!(start.elapsed() < Duration::from_secs(10), "ssh listener");
@@ -584,5 +597,100 @@ fn an_exec_that_needs_review_is_held_until_approved() {
     assert!(
         export.contains(&format!("review:approved id={id}")),
         "{export}"
+    );
+}
+
+#[test]
+fn revoking_the_grant_ends_a_live_ssh_session() {
+    let Some(e) = env_watched(true) else { return };
+    let start = Instant::now();
+    let child = e
+        .client("ssh", &e.oncall)
+        .args(["-l", "web", "127.0.0.1", "echo started; sleep 60"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    gw_e2e::wait_for(20, "the ssh session to open", || {
+        e.gw.audit()
+            .iter()
+            .any(|a| a["event"] == "session-opened" && a["protocol"] == "ssh")
+            .then_some(())
+    });
+    let file = e.gw.dir.path().join("policy/policy.kdl");
+    let text_now = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        text_now.replace("groups \"oncall\"", "groups \"former-oncall\""),
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(40),
+        "ended long before `sleep 60`"
+    );
+    assert_eq!(out.status.code(), Some(255), "{}", text(&out));
+    assert!(
+        text(&out).contains("access revoked by a policy change"),
+        "{}",
+        text(&out)
+    );
+    assert!(e.gw.audit().iter().any(|a| a["event"] == "access-revoked"));
+}
+
+#[test]
+fn garbage_and_login_floods_end_only_their_own_connection() {
+    use std::io::{Read as _, Write as _};
+    let Some(e) = env() else { return };
+    // Garbage after the version exchange: the gateway ends that connection.
+    for junk in [
+        vec![0xffu8; 4096],
+        // A binary packet claiming 2 GiB.
+        vec![0x7f, 0xff, 0xff, 0xff, 0x05, 0x14, 0, 0],
+    ] {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", e.ssh_port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut banner = [0u8; 64];
+        let _ = s.read(&mut banner);
+        s.write_all(b"SSH-2.0-fuzz\r\n").unwrap();
+        let _ = s.write_all(&junk);
+        let mut rest = Vec::new();
+        // Closed (EOF or reset) rather than left hanging until the timeout.
+        if let Err(err) = s.read_to_end(&mut rest) {
+            assert!(
+                !matches!(
+                    err.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ),
+                "the connection was left hanging: {err}"
+            );
+        }
+    }
+    // Three wrong tokens on one connection: each rejection costs time.
+    let start = Instant::now();
+    let out = e
+        .client("ssh", "gwt1.not.valid")
+        .args([
+            "-o",
+            "NumberOfPasswordPrompts=3",
+            "-l",
+            "web",
+            "127.0.0.1",
+            "true",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(255), "{}", text(&out));
+    assert!(
+        start.elapsed() >= Duration::from_secs(2),
+        "rejections are slowed down"
+    );
+    // Everyone else is fine.
+    let ok = e.ssh(&e.oncall, "web", &["echo still fine"]);
+    assert_eq!(
+        String::from_utf8_lossy(&ok.stdout),
+        "still fine\n",
+        "{}",
+        text(&ok)
     );
 }
