@@ -804,6 +804,7 @@ async fn session_channel(ctx: ChannelCtx, mut client: Channel<Msg>) -> anyhow::R
         recorder,
         out: mask.then(|| masker.stream()),
         err: mask.then(|| masker.stream()),
+        sftp: matches!(program, Program::Sftp),
         transfer,
         record_input: terms.recording.input,
         line: Vec::new(),
@@ -1028,6 +1029,8 @@ struct Bridge<'a> {
     err: Option<gw_mask::StreamMasker>,
     /// For scp and sftp: the file operations read from the stream.
     transfer: Option<crate::transfer::Transfer>,
+    /// An sftp channel: requests are judged one by one.
+    sftp: bool,
     record_input: bool,
     /// The interactive line being typed (best-effort command extraction).
     line: Vec<u8>,
@@ -1100,6 +1103,13 @@ impl Bridge<'_> {
                     return Ok(format!("access revoked by a policy change: {why}"));
                 }
                 msg = client.wait() => match msg {
+                    Some(ChannelMsg::Data { data }) if self.sftp => {
+                        // sftp requests are judged one by one.
+                        let data = self.police_sftp(&data).await?;
+                        if !data.is_empty() {
+                            up.data_bytes(data).await?;
+                        }
+                    }
                     Some(ChannelMsg::Data { data }) => {
                         self.input(&data).await;
                         self.observe(crate::transfer::Direction::Upload, &data).await;
@@ -1181,11 +1191,51 @@ impl Bridge<'_> {
         }
     }
 
+    /// Judges each sftp request against the guards (as `sftp write PATH`,
+    /// `sftp remove PATH`, ...): refused ones are answered with "permission
+    /// denied" here; the rest is returned to forward. A stream that cannot
+    /// be followed ends the channel.
+    async fn police_sftp(&mut self, data: &[u8]) -> anyhow::Result<Bytes> {
+        let loaded = self.ctx.gw.policy();
+        let principal = &self.ctx.login.principal;
+        let resource = self.resource.clone();
+        let judge = |text: &str| {
+            let cmd = gw_policy::Command::Shell {
+                command: text.to_owned(),
+            };
+            let d = loaded.policy.decide_command(principal, &resource, &cmd);
+            match d.verdict {
+                gw_policy::Verdict::Allow | gw_policy::Verdict::Log => None,
+                _ => Some(format!("{}: {}", d.rule, d.reason)),
+            }
+        };
+        let Some(t) = &mut self.transfer else {
+            return Ok(Bytes::copy_from_slice(data));
+        };
+        let filtered = t
+            .filter_upload(data, judge)
+            .map_err(|why| anyhow!("the sftp stream cannot be followed ({why}), so it is ended"))?;
+        if !filtered.reply.is_empty() {
+            self.ctx
+                .handle
+                .data(self.id, Bytes::from(filtered.reply))
+                .await
+                .map_err(|_| anyhow!("the client went away"))?;
+        }
+        self.record_ops(filtered.ops).await;
+        Ok(Bytes::from(filtered.forward))
+    }
+
     /// Reads file operations out of an scp or sftp stream, for the audit
     /// log and the recording (the bytes themselves pass unchanged).
     async fn observe(&mut self, dir: crate::transfer::Direction, data: &[u8]) {
         let Some(t) = &mut self.transfer else { return };
-        for op in t.feed(dir, data) {
+        let ops = t.feed(dir, data);
+        self.record_ops(ops).await;
+    }
+
+    async fn record_ops(&mut self, ops: Vec<crate::transfer::Op>) {
+        for op in ops {
             let text = op.to_string();
             self.ctx.gw.audit.record(&AuditEvent::FileTransfer {
                 session: &self.ctx.login.session_id,

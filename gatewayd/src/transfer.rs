@@ -58,6 +58,11 @@ pub(crate) enum Op {
     Unreadable {
         why: &'static str,
     },
+    /// A request the policy refused; answered with "permission denied".
+    Denied {
+        request: String,
+        reason: String,
+    },
 }
 
 impl fmt::Display for Op {
@@ -72,6 +77,9 @@ impl fmt::Display for Op {
             Op::Rmdir { path } => write!(f, "rmdir path={}", q(path)),
             Op::List { path } => write!(f, "list path={}", q(path)),
             Op::Unreadable { why } => write!(f, "unreadable why={}", q(why)),
+            Op::Denied { request, reason } => {
+                write!(f, "denied request={} reason={}", q(request), q(reason))
+            }
         }
     }
 }
@@ -150,6 +158,116 @@ impl Transfer {
     }
 }
 
+/// Client-to-target sftp bytes after the policy looked at each request.
+pub(crate) struct Filtered {
+    /// Complete packets to forward (a partial one waits for its rest).
+    pub(crate) forward: Vec<u8>,
+    /// Status replies for refused requests, to send back to the client.
+    pub(crate) reply: Vec<u8>,
+    pub(crate) ops: Vec<Op>,
+}
+
+impl Transfer {
+    /// For sftp: takes client bytes and forwards only complete packets;
+    /// each request `judge` refuses (it gets text such as `sftp remove
+    /// /etc/passwd` and returns why not) is answered here with
+    /// `SSH_FX_PERMISSION_DENIED` instead of reaching the target. `Err`: the
+    /// stream cannot be followed, so it cannot be policed: the caller ends
+    /// the channel (fail closed).
+    pub(crate) fn filter_upload(
+        &mut self,
+        data: &[u8],
+        judge: impl Fn(&str) -> Option<String>,
+    ) -> Result<Filtered, &'static str> {
+        let Kind::Sftp(sftp) = &mut self.kind else {
+            return Ok(Filtered {
+                forward: data.to_vec(),
+                reply: Vec::new(),
+                ops: Vec::new(),
+            });
+        };
+        sftp.up.extend_from_slice(data);
+        let mut out = Filtered {
+            forward: Vec::new(),
+            reply: Vec::new(),
+            ops: Vec::new(),
+        };
+        let mut at = 0;
+        while let Some(len) = sftp.up.get(at..at + 4) {
+            let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+            if len == 0 || len > MAX_PACKET {
+                self.broken = true;
+                return Err("an sftp packet length is out of range");
+            }
+            let Some(packet) = sftp.up.get(at + 4..at + 4 + len) else {
+                break;
+            };
+            let packet = packet.to_vec();
+            let verdict =
+                request_text(&packet).and_then(|text| judge(&text).map(|why| (text, why)));
+            match verdict {
+                Some((request, reason)) => {
+                    let id = packet
+                        .get(1..5)
+                        .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+                    out.reply.extend(status_denied(id, &reason));
+                    out.ops.push(Op::Denied { request, reason });
+                }
+                None => {
+                    out.forward.extend_from_slice(&sftp.up[at..at + 4 + len]);
+                    sftp.request(&packet, &mut out.ops);
+                }
+            }
+            at += 4 + len;
+        }
+        sftp.up.drain(..at);
+        Ok(out)
+    }
+}
+
+/// What a request does, in the words guards match: `sftp write PATH`,
+/// `sftp read PATH`, `sftp remove PATH`, `sftp rename FROM TO`, `sftp mkdir
+/// PATH`, `sftp rmdir PATH`, `sftp setstat PATH`, `sftp symlink LINK TARGET`.
+fn request_text(p: &[u8]) -> Option<String> {
+    let (&kind, rest) = p.split_first()?;
+    let mut r = Rd(rest);
+    r.u32()?;
+    Some(match kind {
+        FXP_OPEN => {
+            let path = r.text()?;
+            let flags = r.u32()?;
+            let verb = if flags & FXF_WRITE != 0 {
+                "write"
+            } else {
+                "read"
+            };
+            format!("sftp {verb} {path}")
+        }
+        FXP_REMOVE => format!("sftp remove {}", r.text()?),
+        FXP_RENAME => format!("sftp rename {} {}", r.text()?, r.text()?),
+        FXP_MKDIR => format!("sftp mkdir {}", r.text()?),
+        FXP_RMDIR => format!("sftp rmdir {}", r.text()?),
+        FXP_SETSTAT => format!("sftp setstat {}", r.text()?),
+        FXP_SYMLINK => format!("sftp symlink {} {}", r.text()?, r.text()?),
+        _ => return None,
+    })
+}
+
+/// An `SSH_FXP_STATUS` packet: permission denied, with a message.
+fn status_denied(id: u32, reason: &str) -> Vec<u8> {
+    let msg = format!("denied by gateway policy: {reason}");
+    let mut body = vec![FXP_STATUS];
+    body.extend_from_slice(&id.to_be_bytes());
+    body.extend_from_slice(&FX_PERMISSION_DENIED.to_be_bytes());
+    body.extend_from_slice(&(msg.len() as u32).to_be_bytes());
+    body.extend_from_slice(msg.as_bytes());
+    body.extend_from_slice(&2u32.to_be_bytes());
+    body.extend_from_slice(b"en");
+    let mut p = (body.len() as u32).to_be_bytes().to_vec();
+    p.extend(body);
+    p
+}
+
 // SFTP v3 packet types (draft-ietf-secsh-filexfer-02).
 const FXP_OPEN: u8 = 3;
 const FXP_CLOSE: u8 = 4;
@@ -160,6 +278,10 @@ const FXP_REMOVE: u8 = 13;
 const FXP_MKDIR: u8 = 14;
 const FXP_RMDIR: u8 = 15;
 const FXP_RENAME: u8 = 18;
+const FXP_SETSTAT: u8 = 9;
+const FXP_SYMLINK: u8 = 20;
+const FXP_STATUS: u8 = 101;
+const FX_PERMISSION_DENIED: u32 = 3;
 const FXP_HANDLE: u8 = 102;
 const FXP_DATA: u8 = 103;
 const FXF_WRITE: u32 = 0x02;
@@ -421,6 +543,7 @@ pub(crate) fn fuzz(data: &[u8]) {
         let _ = t.feed(Direction::Upload, &data[..cut]);
         let _ = t.feed(Direction::Download, &data[cut..]);
         let _ = t.feed(Direction::Upload, data);
+        let _ = t.filter_upload(data, |x| x.contains('a').then(String::new));
     }
 }
 
@@ -557,6 +680,40 @@ mod tests {
         let mut t = Transfer::scp("scp -t /x").unwrap();
         let ops = t.feed(Direction::Upload, &[b'C'; MAX_LINE + 10]);
         assert_eq!(ops.len(), 1);
+    }
+
+    #[test]
+    fn refused_requests_are_answered_here_and_never_forwarded() {
+        let mut t = Transfer::sftp();
+        let remove = packet(FXP_REMOVE, 9, &[&s(b"/etc/passwd")]);
+        let mkdir = packet(FXP_MKDIR, 10, &[&s(b"/tmp/ok"), &0u32.to_be_bytes()]);
+        let both = [remove.clone(), mkdir.clone()].concat();
+        let judge = |text: &str| {
+            text.starts_with("sftp remove /etc/")
+                .then(|| "no deletes under /etc".to_owned())
+        };
+        // Half a packet waits; nothing is forwarded early.
+        let first = t.filter_upload(&both[..5], judge).unwrap();
+        assert!(first.forward.is_empty() && first.reply.is_empty());
+        let rest = t.filter_upload(&both[5..], judge).unwrap();
+        assert_eq!(rest.forward, mkdir);
+        assert_eq!(&rest.reply[4..5], &[FXP_STATUS]);
+        assert_eq!(&rest.reply[5..9], &9u32.to_be_bytes());
+        assert_eq!(&rest.reply[9..13], &FX_PERMISSION_DENIED.to_be_bytes());
+        assert_eq!(
+            rest.ops,
+            [
+                Op::Denied {
+                    request: "sftp remove /etc/passwd".into(),
+                    reason: "no deletes under /etc".into()
+                },
+                Op::Mkdir {
+                    path: "/tmp/ok".into()
+                },
+            ]
+        );
+        // A stream that cannot be followed cannot be policed.
+        assert!(t.filter_upload(&[0xff; 8], judge).is_err());
     }
 
     #[test]

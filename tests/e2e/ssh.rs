@@ -39,6 +39,13 @@ guard "no-rm-rf" {{
     message "destructive commands are not allowed through the gateway"
 }}
 
+guard "no-sftp-deletes" {{
+    protocols "ssh"
+    commands "sftp remove *"
+    action "deny"
+    message "deletes over sftp need a ticket"
+}}
+
 guard "touch-needs-review" {{
     protocols "ssh"
     commands "touch *"
@@ -423,7 +430,7 @@ fn scp_both_modes_and_sftp_batch() {
     std::fs::write(
         &batch,
         format!(
-            "put {} {}\nls {}\nrm {}\n",
+            "put {} {}\nls {}\n-rm {}\n",
             src.display(),
             remote_dir.join("via-sftp.txt").display(),
             remote_dir.display(),
@@ -439,7 +446,10 @@ fn scp_both_modes_and_sftp_batch() {
         .output()
         .unwrap();
     assert!(out.status.success(), "sftp: {}", text(&out));
-    assert!(!remote_dir.join("via-sftp.txt").exists());
+    // The guard refused the delete: answered "permission denied" by the
+    // gateway, never sent to the target.
+    assert!(remote_dir.join("via-sftp.txt").exists());
+    assert!(text(&out).to_lowercase().contains("permission denied"), "{}", text(&out));
     // Every transfer is in the audit log with its name and size.
     let ops: Vec<String> =
         e.gw.audit()
@@ -454,7 +464,10 @@ fn scp_both_modes_and_sftp_batch() {
         format!("upload path=\"{}\" bytes=12", at("legacy.txt")),
         format!("download path=\"{}\" bytes=12", at("legacy.txt")),
         format!("upload path=\"{}\" bytes=12", at("via-sftp.txt")),
-        format!("remove path=\"{}\"", at("via-sftp.txt")),
+        format!(
+            "denied request=\"sftp remove {}\" reason=\"guard \\\"no-sftp-deletes\\\": deletes over sftp need a ticket\"",
+            at("via-sftp.txt")
+        ),
     ] {
         assert!(ops.contains(&expected), "{expected} not in {ops:#?}");
     }
