@@ -104,6 +104,12 @@ pub(crate) enum AuditEvent<'a> {
         allowed: bool,
         reason: &'a str,
     },
+    /// The target used the client's forwarded SSH agent (allowed by grant).
+    AgentForwardUsed {
+        session: &'a str,
+        principal: &'a str,
+        resource: &'a str,
+    },
     /// A line typed into an interactive SSH shell: extracted best effort,
     /// an audit aid and not a security boundary.
     ShellInput {

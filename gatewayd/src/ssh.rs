@@ -18,8 +18,9 @@
 //!   escape sequences) and recorded as asciicast with resizes, input when
 //!   the policy asks, and markers for decisions.
 //! - **Forwards**: `direct-tcpip` (`ssh -L`) only when a grant allows
-//!   `port-forward`; forwarded bytes are not recorded (documented). Remote
-//!   forwards, agent and X11 forwarding are refused.
+//!   `port-forward`, remote forwards (`ssh -R`) with `remote-forward`, the
+//!   agent (`ssh -A`) with `agent-forward`; X11 never. Forwarded bytes are
+//!   not recorded (documented); each forward is audited.
 
 use crate::audit::AuditEvent;
 use crate::recorder::{RecEvent, Recorder};
@@ -347,13 +348,22 @@ impl Conn {
     }
 
     /// The connection to the target, made on first use.
-    async fn upstream(&self, login: &Login) -> anyhow::Result<UpstreamHandle> {
+    async fn upstream(
+        &self,
+        login: &Arc<Login>,
+        client: russh::server::Handle,
+    ) -> anyhow::Result<UpstreamHandle> {
         let mut slot = self.upstream.lock().await;
         if let Some(h) = slot.as_ref() {
             return Ok(Arc::clone(h));
         }
         let (resource, _, _) = login.allowed.as_ref().map_err(|why| anyhow!("{why}"))?;
-        let h = Arc::new(connect_upstream(&self.gw, resource).await?);
+        let forwards = Forwards {
+            gw: Arc::clone(&self.gw),
+            login: Arc::clone(login),
+            client,
+        };
+        let h = Arc::new(connect_upstream(&self.gw, resource, forwards).await?);
         *slot = Some(Arc::clone(&h));
         Ok(h)
     }
@@ -472,7 +482,7 @@ impl russh::server::Handler for Conn {
                 .await;
             return Ok(());
         }
-        let upstream = match self.upstream(&login).await {
+        let upstream = match self.upstream(&login, _session.handle()).await {
             Ok(u) => u,
             Err(e) => {
                 tracing::warn!(error = %format!("{e:#}"), "ssh upstream unavailable");
@@ -573,16 +583,53 @@ impl russh::server::Handler for Conn {
         _channel: ChannelId,
         _session: &mut Session,
     ) -> Result<bool, Self::Error> {
-        Ok(false)
+        // The channel's task asks the target to forward the agent; the
+        // target's agent channels reach the client only under this grant.
+        Ok(self.login.as_ref().is_some_and(|l| {
+            matches!(&l.allowed, Ok((_, terms, _)) if terms.extras.contains(&gw_policy::model::Extra::AgentForward))
+        }))
     }
 
+    /// `ssh -R`: the target listens for the client, only when a grant
+    /// allows remote forwarding. Forwarded bytes are not recorded.
     async fn tcpip_forward(
         &mut self,
-        _address: &str,
-        _port: &mut u32,
-        _session: &mut Session,
+        address: &str,
+        port: &mut u32,
+        session: &mut Session,
     ) -> Result<bool, Self::Error> {
-        Ok(false)
+        let Some(login) = self.login.clone() else {
+            return Ok(false);
+        };
+        let allowed = matches!(&login.allowed, Ok((_, terms, _)) if terms.extras.contains(&gw_policy::model::Extra::RemoteForward));
+        let target = format!("remote {address}:{port}");
+        self.gw.audit.record(&AuditEvent::PortForward {
+            session: &login.session_id,
+            principal: &login.principal.subject,
+            resource: &login.resource_name,
+            target: &target,
+            allowed,
+            reason: if allowed {
+                ""
+            } else {
+                "no grant allows remote forwarding to this resource"
+            },
+        });
+        if !allowed {
+            return Ok(false);
+        }
+        let Ok(upstream) = self.upstream(&login, session.handle()).await else {
+            return Ok(false);
+        };
+        match upstream.tcpip_forward(address, *port).await {
+            Ok(bound) => {
+                if *port == 0 {
+                    *port = bound;
+                }
+                Ok(true)
+            }
+            Err(_) => Ok(false),
+        }
     }
 }
 
@@ -603,7 +650,7 @@ impl ChannelCtx {
             login: Some(Arc::clone(&self.login)),
             upstream: Arc::clone(&self.conn_upstream),
         };
-        conn.upstream(&self.login).await
+        conn.upstream(&self.login, self.handle.clone()).await
     }
 
     async fn stderr(&self, id: ChannelId, text: &str) {
@@ -639,6 +686,7 @@ async fn session_channel(ctx: ChannelCtx, mut client: Channel<Msg>) -> anyhow::R
     // Requests before the program starts.
     let mut pty: Option<PtyRequest> = None;
     let mut env: Vec<(String, String)> = Vec::new();
+    let mut agent = false;
     let program = loop {
         match client.wait().await {
             Some(ChannelMsg::RequestPty {
@@ -653,6 +701,7 @@ async fn session_channel(ctx: ChannelCtx, mut client: Channel<Msg>) -> anyhow::R
                 variable_value,
                 ..
             }) => env.push((variable_name, variable_value)),
+            Some(ChannelMsg::AgentForward { .. }) => agent = true,
             Some(ChannelMsg::RequestShell { .. }) => break Program::Shell,
             Some(ChannelMsg::Exec { command, .. }) => {
                 break Program::Exec(String::from_utf8_lossy(&command).into_owned());
@@ -768,6 +817,13 @@ async fn session_channel(ctx: ChannelCtx, mut client: Channel<Msg>) -> anyhow::R
     }
     for (k, v) in &env {
         up.set_env(false, k.as_str(), v.as_str()).await?;
+    }
+    if agent
+        && terms
+            .extras
+            .contains(&gw_policy::model::Extra::AgentForward)
+    {
+        up.agent_forward(false).await?;
     }
     match &program {
         Program::Shell => up.request_shell(true).await?,
@@ -1385,10 +1441,110 @@ struct Upstream {
     tofu: Option<std::path::PathBuf>,
     /// Why a host key was refused, for the message to the person.
     refused: Arc<std::sync::Mutex<Option<String>>>,
+    forwards: Forwards,
+}
+
+/// What the target's channels towards the client (remote forwards, agent)
+/// need: the client connection and what the grant allows.
+struct Forwards {
+    gw: Arc<Gateway>,
+    login: Arc<Login>,
+    client: russh::server::Handle,
+}
+
+impl Forwards {
+    fn allows(&self, extra: gw_policy::model::Extra) -> bool {
+        matches!(&self.login.allowed, Ok((_, terms, _)) if terms.extras.contains(&extra))
+    }
+}
+
+/// Copies both ways between two channels until either ends.
+fn splice<A, B>(a: A, b: B)
+where
+    A: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    B: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        let (mut a, mut b) = (a, b);
+        let _ =
+            tokio::io::copy_bidirectional_with_sizes(&mut a, &mut b, 256 << 10, 256 << 10).await;
+    });
 }
 
 impl russh::client::Handler for Upstream {
     type Error = russh::Error;
+
+    /// A connection to a port the client asked the target to forward
+    /// (`ssh -R`): passed to the client only when a grant allows it.
+    async fn server_channel_open_forwarded_tcpip(
+        &mut self,
+        channel: Channel<russh::client::Msg>,
+        connected_address: &str,
+        connected_port: u32,
+        originator_address: &str,
+        originator_port: u32,
+        reply: russh::client::ChannelOpenHandle,
+        _session: &mut russh::client::Session,
+    ) -> Result<(), Self::Error> {
+        if !self.forwards.allows(gw_policy::model::Extra::RemoteForward) {
+            reply
+                .reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return Ok(());
+        }
+        match self
+            .forwards
+            .client
+            .channel_open_forwarded_tcpip(
+                connected_address,
+                connected_port,
+                originator_address,
+                originator_port,
+            )
+            .await
+        {
+            Ok(to_client) => {
+                reply.accept().await;
+                splice(channel.into_stream(), to_client.into_stream());
+            }
+            Err(_) => {
+                reply.reject(russh::ChannelOpenFailure::ConnectFailed).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// The target using the client's forwarded agent (`ssh -A`), only when
+    /// a grant allows agent forwarding.
+    async fn server_channel_open_agent_forward(
+        &mut self,
+        channel: Channel<russh::client::Msg>,
+        reply: russh::client::ChannelOpenHandle,
+        _session: &mut russh::client::Session,
+    ) -> Result<(), Self::Error> {
+        if !self.forwards.allows(gw_policy::model::Extra::AgentForward) {
+            reply
+                .reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return Ok(());
+        }
+        match self.forwards.client.channel_open_agent().await {
+            Ok(to_client) => {
+                reply.accept().await;
+                self.forwards
+                    .gw
+                    .audit
+                    .record(&AuditEvent::AgentForwardUsed {
+                        session: &self.forwards.login.session_id,
+                        principal: &self.forwards.login.principal.subject,
+                        resource: &self.resource,
+                    });
+                splice(channel.into_stream(), to_client.into_stream());
+            }
+            Err(_) => reply.reject(russh::ChannelOpenFailure::ConnectFailed).await,
+        }
+        Ok(())
+    }
 
     async fn check_server_key(
         &mut self,
@@ -1440,6 +1596,7 @@ impl russh::client::Handler for Upstream {
 async fn connect_upstream(
     gw: &Gateway,
     r: &gw_policy::Resource,
+    forwards: Forwards,
 ) -> anyhow::Result<russh::client::Handle<Upstream>> {
     let cred = r
         .credential
@@ -1482,6 +1639,7 @@ async fn connect_upstream(
         pins,
         tofu,
         refused: Arc::clone(&refused),
+        forwards,
     };
     let config = Arc::new(russh::client::Config {
         window_size: 16 << 20,

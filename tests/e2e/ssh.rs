@@ -24,7 +24,7 @@ resource "web-wrong-pin" kind="ssh" {{
 grant "oncall" {{
     groups "oncall"
     resources "web" "web-wrong-pin"
-    allow "port-forward"
+    allow "port-forward" "remote-forward" "agent-forward"
 }}
 
 grant "readers" {{
@@ -449,7 +449,11 @@ fn scp_both_modes_and_sftp_batch() {
     // The guard refused the delete: answered "permission denied" by the
     // gateway, never sent to the target.
     assert!(remote_dir.join("via-sftp.txt").exists());
-    assert!(text(&out).to_lowercase().contains("permission denied"), "{}", text(&out));
+    assert!(
+        text(&out).to_lowercase().contains("permission denied"),
+        "{}",
+        text(&out)
+    );
     // Every transfer is in the audit log with its name and size.
     let ops: Vec<String> =
         e.gw.audit()
@@ -706,4 +710,104 @@ fn garbage_and_login_floods_end_only_their_own_connection() {
         "{}",
         text(&ok)
     );
+}
+
+#[test]
+fn remote_forwards_and_agent_forwarding_follow_the_grant() {
+    use std::io::{Read as _, Write as _};
+    let Some(e) = env() else { return };
+    if !require(&["ssh-agent", "ssh-add"]) {
+        return;
+    }
+    // A service on the client's side, reached from the target through -R.
+    let service = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let service_port = service.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in service.incoming().flatten() {
+            let mut s = s;
+            let _ = s.write_all(b"hello from the client side\n");
+        }
+    });
+    let remote = |token: &str| {
+        let port = gw_localpg::free_port().unwrap();
+        let mut child = e
+            .client("ssh", token)
+            .args([
+                "-N",
+                "-o",
+                "ExitOnForwardFailure=yes",
+                "-R",
+                &format!("127.0.0.1:{port}:127.0.0.1:{service_port}"),
+                "-l",
+                "web",
+                "127.0.0.1",
+            ])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        let got = loop {
+            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut buf = String::new();
+                let _ = s.read_to_string(&mut buf);
+                break buf;
+            }
+            if start.elapsed() > Duration::from_secs(8) || child.try_wait().ok().flatten().is_some()
+            {
+                break String::new();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let _ = child.kill();
+        let _ = child.wait();
+        got
+    };
+    assert_eq!(remote(&e.oncall), "hello from the client side\n");
+    let reader = e.gw.token("rita@example.com", &["readers"]);
+    assert_eq!(
+        remote(&reader),
+        "",
+        "no grant allows readers to forward remotely"
+    );
+
+    // Agent forwarding: the target can list the client's agent keys.
+    let agent_dir = tempfile::tempdir().unwrap();
+    let sock = agent_dir.path().join("agent.sock");
+    let mut agent = Command::new("ssh-agent")
+        .args(["-D", "-a"])
+        .arg(&sock)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !sock.exists() {
+        assert!(start.elapsed() < Duration::from_secs(5), "ssh-agent");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let added = Command::new("ssh-add")
+        .arg(e.sshd.key())
+        .env("SSH_AUTH_SOCK", &sock)
+        .output()
+        .unwrap();
+    assert!(added.status.success(), "{}", text(&added));
+    let list = |token: &str| {
+        e.client("ssh", token)
+            .args(["-A", "-l", "web", "127.0.0.1", "ssh-add -l"])
+            .env("SSH_AUTH_SOCK", &sock)
+            .output()
+            .unwrap()
+    };
+    let allowed = list(&e.oncall);
+    assert!(allowed.status.success(), "{}", text(&allowed));
+    assert!(text(&allowed).contains("ED25519"), "{}", text(&allowed));
+    let refused = list(&reader);
+    assert!(!refused.status.success(), "{}", text(&refused));
+    let _ = agent.kill();
+    let _ = agent.wait();
+    let audit = e.gw.audit();
+    assert!(audit.iter().any(|a| a["event"] == "agent-forward-used"));
+    assert!(audit.iter().any(|a| a["event"] == "port-forward"
+        && a["allowed"] == false
+        && a["target"].as_str().unwrap_or("").starts_with("remote ")));
 }
