@@ -95,46 +95,36 @@ fn preferred() -> russh::Preferred {
 
 /// The gateway's SSH host key, generated on first start.
 fn host_key(gw: &Gateway) -> anyhow::Result<russh::keys::PrivateKey> {
-    let path = gw.config.state.join("keys/ssh_host_ed25519_key");
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        return russh::keys::decode_secret_key(&text, None)
-            .with_context(|| format!("reading the SSH host key {}", path.display()));
-    }
-    let mut seed = [0u8; 32];
-    getrandom::fill(&mut seed).map_err(|_| anyhow!("no randomness for the SSH host key"))?;
-    let key = russh::keys::PrivateKey::from(
-        russh::keys::ssh_key::private::Ed25519Keypair::from_seed(&seed),
-    );
-    let pem = key
-        .to_openssh(russh::keys::ssh_key::LineEnding::LF)
-        .map_err(|e| anyhow!("encoding the SSH host key: {e}"))?;
-    crate::files::write_private(&path, pem.as_bytes())?;
-    let public = key.public_key().to_openssh().unwrap_or_default();
-    let _ = std::fs::write(path.with_extension("pub"), format!("{public}\n"));
-    tracing::info!(key = %public, "generated the gateway's SSH host key");
-    Ok(key)
+    ed25519_key(
+        &gw.config.state.join("keys/ssh_host_ed25519_key"),
+        "SSH host key",
+    )
 }
 
 /// The CA that signs users' SSH certificates, generated on first use.
 fn user_ca(gw: &Gateway) -> anyhow::Result<russh::keys::PrivateKey> {
-    let path = gw.config.state.join("keys/ssh_user_ca");
-    if let Ok(text) = std::fs::read_to_string(&path) {
+    ed25519_key(&gw.config.state.join("keys/ssh_user_ca"), "SSH user CA")
+}
+
+/// An Ed25519 key in OpenSSH format at `path` (0600), created on first use
+/// with its public half beside it (`.pub`).
+fn ed25519_key(path: &std::path::Path, what: &str) -> anyhow::Result<russh::keys::PrivateKey> {
+    if let Ok(text) = std::fs::read_to_string(path) {
         return russh::keys::decode_secret_key(&text, None)
-            .with_context(|| format!("reading the SSH user CA {}", path.display()));
+            .with_context(|| format!("reading the {what} {}", path.display()));
     }
     let mut seed = [0u8; 32];
-    getrandom::fill(&mut seed).map_err(|_| anyhow!("no randomness for the SSH user CA"))?;
+    getrandom::fill(&mut seed).map_err(|_| anyhow!("no randomness for the {what}"))?;
     let key = russh::keys::PrivateKey::from(
         russh::keys::ssh_key::private::Ed25519Keypair::from_seed(&seed),
     );
     let pem = key
         .to_openssh(russh::keys::ssh_key::LineEnding::LF)
-        .map_err(|e| anyhow!("encoding the SSH user CA: {e}"))?;
-    crate::files::write_private(&path, pem.as_bytes())?;
-    let _ = std::fs::write(
-        path.with_extension("pub"),
-        format!("{}\n", key.public_key().to_openssh().unwrap_or_default()),
-    );
+        .map_err(|e| anyhow!("encoding the {what}: {e}"))?;
+    crate::files::write_private(path, pem.as_bytes())?;
+    let public = key.public_key().to_openssh().unwrap_or_default();
+    let _ = std::fs::write(path.with_extension("pub"), format!("{public}\n"));
+    tracing::info!(key = %public, "generated the gateway's {what}");
     Ok(key)
 }
 

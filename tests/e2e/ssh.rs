@@ -326,46 +326,45 @@ fn a_pty_session_is_recorded_and_accepted_by_asciinema() {
     );
 }
 
-#[test]
-fn port_forwards_follow_the_grant() {
-    let Some(e) = env() else { return };
-    // A TCP service on the target side.
+/// A TCP service that greets every connection with `msg`; its port.
+fn greeter(msg: &'static [u8]) -> u16 {
     let service = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let service_port = service.local_addr().unwrap().port();
+    let port = service.local_addr().unwrap().port();
     std::thread::spawn(move || {
         use std::io::Write as _;
         for s in service.incoming().flatten() {
             let mut s = s;
-            let _ = s.write_all(b"hello through the forward\n");
+            let _ = s.write_all(msg);
         }
     });
-    let forward = |token: &str| {
-        let local = gw_localpg::free_port().unwrap();
-        let mut child = e
+    port
+}
+
+impl Env {
+    /// Runs `ssh -N -L|-R 127.0.0.1:PORT:127.0.0.1:service` with `token`
+    /// and returns what a connection to PORT reads ("" if the forward
+    /// never came up).
+    fn forward(&self, token: &str, flag: &str, service: u16) -> String {
+        use std::io::Read as _;
+        let port = gw_localpg::free_port().unwrap();
+        let mut child = self
             .client("ssh", token)
-            .args([
-                "-N",
-                "-o",
-                "ExitOnForwardFailure=yes",
-                "-L",
-                &format!("127.0.0.1:{local}:127.0.0.1:{service_port}"),
-                "-l",
-                "web",
-                "127.0.0.1",
-            ])
-            .stderr(Stdio::piped())
+            .args(["-N", "-o", "ExitOnForwardFailure=yes", flag])
+            .arg(format!("127.0.0.1:{port}:127.0.0.1:{service}"))
+            .args(["-l", "web", "127.0.0.1"])
+            .stderr(Stdio::null())
             .spawn()
             .unwrap();
         let start = Instant::now();
         let got = loop {
-            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", local)) {
-                use std::io::Read as _;
+            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
                 let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
                 let mut buf = String::new();
                 let _ = s.read_to_string(&mut buf);
                 break buf;
             }
-            if start.elapsed() > Duration::from_secs(10) {
+            let exited = child.try_wait().ok().flatten().is_some();
+            if exited || start.elapsed() > Duration::from_secs(10) {
                 break String::new();
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -373,10 +372,24 @@ fn port_forwards_follow_the_grant() {
         let _ = child.kill();
         let _ = child.wait();
         got
-    };
-    assert_eq!(forward(&e.oncall), "hello through the forward\n");
+    }
+}
+
+#[test]
+fn port_forwards_follow_the_grant() {
+    let Some(e) = env() else { return };
+    // A TCP service on the target side.
+    let service = greeter(b"hello through the forward\n");
+    assert_eq!(
+        e.forward(&e.oncall, "-L", service),
+        "hello through the forward\n"
+    );
     let reader = e.gw.token("rita@example.com", &["readers"]);
-    assert_eq!(forward(&reader), "", "no grant allows readers to forward");
+    assert_eq!(
+        e.forward(&reader, "-L", service),
+        "",
+        "no grant allows readers to forward"
+    );
     let audit = e.gw.audit();
     assert!(
         audit
@@ -714,59 +727,19 @@ fn garbage_and_login_floods_end_only_their_own_connection() {
 
 #[test]
 fn remote_forwards_and_agent_forwarding_follow_the_grant() {
-    use std::io::{Read as _, Write as _};
     let Some(e) = env() else { return };
     if !require(&["ssh-agent", "ssh-add"]) {
         return;
     }
     // A service on the client's side, reached from the target through -R.
-    let service = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let service_port = service.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for s in service.incoming().flatten() {
-            let mut s = s;
-            let _ = s.write_all(b"hello from the client side\n");
-        }
-    });
-    let remote = |token: &str| {
-        let port = gw_localpg::free_port().unwrap();
-        let mut child = e
-            .client("ssh", token)
-            .args([
-                "-N",
-                "-o",
-                "ExitOnForwardFailure=yes",
-                "-R",
-                &format!("127.0.0.1:{port}:127.0.0.1:{service_port}"),
-                "-l",
-                "web",
-                "127.0.0.1",
-            ])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let start = Instant::now();
-        let got = loop {
-            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-                let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-                let mut buf = String::new();
-                let _ = s.read_to_string(&mut buf);
-                break buf;
-            }
-            if start.elapsed() > Duration::from_secs(8) || child.try_wait().ok().flatten().is_some()
-            {
-                break String::new();
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        };
-        let _ = child.kill();
-        let _ = child.wait();
-        got
-    };
-    assert_eq!(remote(&e.oncall), "hello from the client side\n");
+    let service = greeter(b"hello from the client side\n");
+    assert_eq!(
+        e.forward(&e.oncall, "-R", service),
+        "hello from the client side\n"
+    );
     let reader = e.gw.token("rita@example.com", &["readers"]);
     assert_eq!(
-        remote(&reader),
+        e.forward(&reader, "-R", service),
         "",
         "no grant allows readers to forward remotely"
     );
