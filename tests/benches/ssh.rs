@@ -28,9 +28,13 @@ fn main() {
         sshd.key().display(),
         sshd.host_pub
     );
-    let gw = Gateway::builder(&policy)
-        .config(&format!("listen ssh=\"127.0.0.1:{ssh_port}\""))
-        .start();
+    let mut builder =
+        Gateway::builder(&policy).config(&format!("listen ssh=\"127.0.0.1:{ssh_port}\""));
+    // BENCH_WORKERS=1 runs the gateway on one runtime thread.
+    if let Ok(w) = std::env::var("BENCH_WORKERS") {
+        builder = builder.env("GATEWAYD_WORKER_THREADS", &w);
+    }
+    let gw = builder.start();
     let token = gw.token("bench@example.com", &["bench"]);
     let askpass = tempfile::tempdir().unwrap();
     let script = askpass.path().join("askpass.sh");

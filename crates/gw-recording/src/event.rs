@@ -232,37 +232,69 @@ fn write_u64(out: &mut Vec<u8>, mut n: u64) {
 
 /// JSON string escaping; only `"`, `\` and control characters need it.
 pub(crate) fn write_json_str(out: &mut Vec<u8>, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
     let bytes = s.as_bytes();
     out.reserve(bytes.len() + 1);
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        if b >= 0x20 && b != b'"' && b != b'\\' {
+    let mut i = 0;
+    while i < bytes.len() {
+        if !needs_escape(bytes[i]) {
+            i += 1;
             continue;
         }
-        if start < i {
-            out.extend_from_slice(&bytes[start..i]);
+        out.extend_from_slice(&bytes[start..i]);
+        // A run of one escaped byte (a stream of NULs, say) is copied in
+        // blocks rather than byte by byte: terminals rarely send such runs,
+        // binary exec output often does.
+        let b = bytes[i];
+        let run = bytes[i..].iter().take_while(|&&c| c == b).count();
+        let mut one = [0u8; 6];
+        let esc = escape(b, &mut one);
+        if run >= 32 {
+            let block = esc.repeat(32);
+            for _ in 0..run / 32 {
+                out.extend_from_slice(&block);
+            }
+            for _ in 0..run % 32 {
+                out.extend_from_slice(esc);
+            }
+        } else {
+            for _ in 0..run {
+                out.extend_from_slice(esc);
+            }
         }
-        match b {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            _ => out.extend_from_slice(&[
+        i += run;
+        start = i;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+fn needs_escape(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\'
+}
+
+/// The JSON escape of `b` (one that [`needs_escape`]).
+fn escape(b: u8, buf: &mut [u8; 6]) -> &[u8] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    match b {
+        b'"' => b"\\\"",
+        b'\\' => b"\\\\",
+        b'\n' => b"\\n",
+        b'\r' => b"\\r",
+        b'\t' => b"\\t",
+        _ => {
+            *buf = [
                 b'\\',
                 b'u',
                 b'0',
                 b'0',
                 HEX[(b >> 4) as usize],
                 HEX[(b & 15) as usize],
-            ]),
+            ];
+            buf
         }
-        start = i + 1;
     }
-    out.extend_from_slice(&bytes[start..]);
-    out.push(b'"');
 }
 
 /// Parses the interval at the start of an event line without a JSON parser:
@@ -315,4 +347,51 @@ pub fn parse_line(line: &[u8]) -> Option<(u64, EventData)> {
         (c, _) => EventData::Other(c, data),
     };
     Some((interval, data))
+}
+
+#[cfg(test)]
+mod escape_tests {
+    /// The escaping, one byte at a time, as the format specifies it.
+    fn reference(s: &str) -> Vec<u8> {
+        let mut out = vec![b'"'];
+        for &b in s.as_bytes() {
+            match b {
+                b'"' => out.extend_from_slice(b"\\\""),
+                b'\\' => out.extend_from_slice(b"\\\\"),
+                b'\n' => out.extend_from_slice(b"\\n"),
+                b'\r' => out.extend_from_slice(b"\\r"),
+                b'\t' => out.extend_from_slice(b"\\t"),
+                b if b < 0x20 => out.extend_from_slice(format!("\\u{b:04x}").as_bytes()),
+                b => out.push(b),
+            }
+        }
+        out.push(b'"');
+        out
+    }
+
+    #[test]
+    fn runs_of_escaped_bytes_encode_exactly_like_single_ones() {
+        let mut cases = vec![
+            String::new(),
+            "plain text".to_owned(),
+            "\0".repeat(1000),
+            format!("a{}b{}c", "\0".repeat(33), "\"".repeat(64)),
+            "\r\n\t\\\u{1b}[31mred\u{1b}[0m é ☃".to_owned(),
+        ];
+        let mut state = 7u64;
+        for _ in 0..200 {
+            let s: String = (0..(state % 200))
+                .map(|_| {
+                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    char::from((state >> 59) as u8 + if state & 1 == 0 { 0 } else { 0x5c })
+                })
+                .collect();
+            cases.push(s);
+        }
+        for s in cases {
+            let mut out = Vec::new();
+            super::write_json_str(&mut out, &s);
+            assert_eq!(out, reference(&s), "{s:?}");
+        }
+    }
 }

@@ -363,7 +363,12 @@ fn decode_utf8(carry: &mut Vec<u8>, chunk: &[u8]) -> String {
     };
     let keep = incomplete_tail(bytes);
     let (head, tail) = bytes.split_at(bytes.len() - keep);
-    let text = String::from_utf8_lossy(head).into_owned();
+    // Valid UTF-8 (nearly always) is checked by the standard library's
+    // fast path; only invalid input pays for the lossy conversion.
+    let text = match std::str::from_utf8(head) {
+        Ok(t) => t.to_owned(),
+        Err(_) => String::from_utf8_lossy(head).into_owned(),
+    };
     carry.extend_from_slice(tail);
     text
 }
