@@ -54,7 +54,8 @@ fn route(path: &str, gw: &Gateway) -> (&'static str, &'static str, String) {
         "/metrics" => (
             "200 OK",
             "text/plain; version=0.0.4",
-            gw.metrics.render(loaded.rejected.is_none()),
+            gw.metrics
+                .render(loaded.rejected.is_none(), gw.reviews.hooks.dropped()),
         ),
         _ => ("404 Not Found", JSON, "{\"error\":\"not found\"}\n".into()),
     }

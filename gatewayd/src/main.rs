@@ -335,6 +335,7 @@ async fn serve(config: config::Config) -> anyhow::Result<()> {
         token_key,
         revocations,
         oidc,
+        ssh_user_ca: std::sync::OnceLock::new(),
         recording_key,
         overrides: Mutex::new(Default::default()),
         cancel_keys: Mutex::new(Default::default()),

@@ -20,7 +20,6 @@ pub(crate) struct Metrics {
     pub(crate) reviews_requested: AtomicU64,
     pub(crate) webhook_deliveries: AtomicU64,
     pub(crate) webhook_failures: AtomicU64,
-    pub(crate) webhook_dropped: AtomicU64,
     pub(crate) policy_applied: AtomicU64,
     pub(crate) policy_rejections: AtomicU64,
     pub(crate) policy_fetch_failures: AtomicU64,
@@ -43,7 +42,8 @@ impl Metrics {
     }
 
     /// The text exposition format; `policy_active` is 1 when a valid policy is in force.
-    pub(crate) fn render(&self, policy_active: bool) -> String {
+    /// `webhooks_dropped` comes from the webhook queue, which counts it.
+    pub(crate) fn render(&self, policy_active: bool, webhooks_dropped: u64) -> String {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let mut out = String::new();
         let mut counter = |name: &str, help: &str, lines: &[(&str, u64)]| {
@@ -116,7 +116,7 @@ impl Metrics {
             &[
                 ("{outcome=\"delivered\"}", g(&self.webhook_deliveries)),
                 ("{outcome=\"failed\"}", g(&self.webhook_failures)),
-                ("{outcome=\"dropped\"}", g(&self.webhook_dropped)),
+                ("{outcome=\"dropped\"}", webhooks_dropped),
             ],
         );
         counter(

@@ -234,21 +234,16 @@ pub(crate) async fn access_window(
                 .window
                 .unwrap_or(std::time::Duration::from_secs(3600));
             let new = gw_review::NewReview {
-                kind: gw_review::Kind::Session,
-                requester: gw_review::Principal {
-                    subject: principal.subject.clone(),
-                    groups: principal.groups.clone(),
-                },
-                session_id: None,
-                resource: resource.name.clone(),
-                protocol: resource.kind.name().into(),
-                command: None,
-                guard_or_grant: rule.to_owned(),
-                approvers: approval.approvers.clone(),
-                quorum: approval.quorum.max(1),
-                expires_at: now + approval.timeout.as_secs().max(1),
                 window: Some(window.as_secs().max(1)),
-                policy_revision: loaded.revision.clone(),
+                ..crate::reviews::ask(
+                    gw_review::Kind::Session,
+                    principal,
+                    resource,
+                    rule,
+                    &approval,
+                    &loaded.revision,
+                    now,
+                )
             };
             crate::reviews::request(gw, new)
                 .await
@@ -442,14 +437,7 @@ async fn connect_upstream(
     let (address, user, password) = match over {
         Some(o) => (o.address, o.user, o.password),
         None => {
-            let cred = r
-                .credential
-                .as_ref()
-                .ok_or_else(|| anyhow!("resource \"{}\" has no credential", r.name))?;
-            let user = cred
-                .user
-                .clone()
-                .ok_or_else(|| anyhow!("resource \"{}\" has no credential user", r.name))?;
+            let (cred, user) = crate::secrets::credential(r)?;
             let password = match &cred.password {
                 Some(s) => crate::secrets::resolve(s)?,
                 None => String::new(),
@@ -903,17 +891,12 @@ impl<'a> Session<'a> {
     async fn still_allowed(&self, loaded: &crate::state::Loaded) -> Result<(), String> {
         self.marker(format!("policy:revision revision={}", loaded.revision))
             .await;
-        let now = crate::audit::unix_now();
-        let d = loaded
-            .policy
-            .decide_session(&self.login.principal, &self.login.resource.name, now);
-        match d.decision.verdict {
-            gw_policy::Verdict::Allow | gw_policy::Verdict::Log => Ok(()),
-            // A session that came in through an approved access window keeps
-            // it; the window's own end still applies.
-            gw_policy::Verdict::Review if self.login.window_ends.is_some() => Ok(()),
-            _ => Err(d.decision.reason),
-        }
+        crate::state::still_allowed(
+            loaded,
+            &self.login.principal,
+            &self.login.resource.name,
+            self.login.window_ends.is_some(),
+        )
     }
 
     /// The session reached its time limit (the grant's maximum length, or
@@ -1136,21 +1119,17 @@ impl<'a> Session<'a> {
     ) -> anyhow::Result<HoldEnd> {
         let now = crate::audit::unix_now();
         let new = gw_review::NewReview {
-            kind: gw_review::Kind::Command,
-            requester: gw_review::Principal {
-                subject: self.login.principal.subject.clone(),
-                groups: self.login.principal.groups.clone(),
-            },
             session_id: Some(self.id.clone()),
-            resource: self.login.resource.name.clone(),
-            protocol: "postgres".into(),
             command: Some(h.text.clone()),
-            guard_or_grant: h.rule.clone(),
-            approvers: h.approval.approvers.clone(),
-            quorum: h.approval.quorum.max(1),
-            expires_at: now + h.approval.timeout.as_secs().max(1),
-            window: h.approval.window.map(|w| w.as_secs().max(1)),
-            policy_revision: self.login.loaded.revision.clone(),
+            ..crate::reviews::ask(
+                gw_review::Kind::Command,
+                &self.login.principal,
+                &self.login.resource,
+                &h.rule,
+                &h.approval,
+                &self.login.loaded.revision,
+                now,
+            )
         };
         let review = match crate::reviews::request(self.gw, new).await {
             Ok(r) => r,

@@ -108,6 +108,37 @@ impl Reviews {
     }
 }
 
+/// A review request for `who` on `resource`, asked for by `rule` as its
+/// `approval` says. Command reviews add their session and command text;
+/// session reviews (access windows) always carry a window.
+pub(crate) fn ask(
+    kind: gw_review::Kind,
+    who: &gw_policy::Principal,
+    resource: &gw_policy::Resource,
+    rule: &str,
+    approval: &gw_policy::model::Approval,
+    revision: &str,
+    now: u64,
+) -> NewReview {
+    NewReview {
+        kind,
+        requester: Principal {
+            subject: who.subject.clone(),
+            groups: who.groups.clone(),
+        },
+        session_id: None,
+        resource: resource.name.clone(),
+        protocol: resource.kind.name().into(),
+        command: None,
+        guard_or_grant: rule.to_owned(),
+        approvers: approval.approvers.clone(),
+        quorum: approval.quorum.max(1),
+        expires_at: now + approval.timeout.as_secs().max(1),
+        window: approval.window.map(|w| w.as_secs().max(1)),
+        policy_revision: revision.to_owned(),
+    }
+}
+
 /// Creates a pending review, audits it and notifies the webhooks.
 pub(crate) async fn request(gw: &Gateway, new: NewReview) -> Result<Review, ReviewError> {
     let now = crate::audit::unix_now();

@@ -16,3 +16,18 @@ pub(crate) fn resolve(r: &SecretRef) -> anyhow::Result<String> {
         }
     }
 }
+
+/// A resource's credential and its user, both needed to log in upstream.
+pub(crate) fn credential(
+    r: &gw_policy::Resource,
+) -> anyhow::Result<(&gw_policy::model::Credential, String)> {
+    let cred = r
+        .credential
+        .as_ref()
+        .ok_or_else(|| anyhow!("resource \"{}\" has no credential", r.name))?;
+    let user = cred
+        .user
+        .clone()
+        .ok_or_else(|| anyhow!("resource \"{}\" has no credential user", r.name))?;
+    Ok((cred, user))
+}

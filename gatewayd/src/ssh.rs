@@ -101,9 +101,14 @@ fn host_key(gw: &Gateway) -> anyhow::Result<russh::keys::PrivateKey> {
     )
 }
 
-/// The CA that signs users' SSH certificates, generated on first use.
-fn user_ca(gw: &Gateway) -> anyhow::Result<russh::keys::PrivateKey> {
-    ed25519_key(&gw.config.state.join("keys/ssh_user_ca"), "SSH user CA")
+/// The CA that signs users' SSH certificates, generated on first use and
+/// then kept in memory (every certificate login checks against it).
+fn user_ca(gw: &Gateway) -> anyhow::Result<&russh::keys::PrivateKey> {
+    if let Some(k) = gw.ssh_user_ca.get() {
+        return Ok(k);
+    }
+    let key = ed25519_key(&gw.config.state.join("keys/ssh_user_ca"), "SSH user CA")?;
+    Ok(gw.ssh_user_ca.get_or_init(|| key))
 }
 
 /// An Ed25519 key in OpenSSH format at `path` (0600), created on first use
@@ -162,7 +167,7 @@ pub(crate) fn sign_user_certificate(
         .and_then(|b| b.extension(EXT_GROUPS, token.principal.groups.join(",")))
         .and_then(|b| b.extension(EXT_TOKEN, token.id.clone()))
         .map_err(|e| anyhow!("{e}"))?;
-    let cert = b.sign(&ca).map_err(|e| anyhow!("signing: {e}"))?;
+    let cert = b.sign(ca).map_err(|e| anyhow!("signing: {e}"))?;
     cert.to_openssh().map_err(|e| anyhow!("encoding: {e}"))
 }
 
@@ -343,20 +348,31 @@ impl Conn {
         login: &Arc<Login>,
         client: russh::server::Handle,
     ) -> anyhow::Result<UpstreamHandle> {
-        let mut slot = self.upstream.lock().await;
-        if let Some(h) = slot.as_ref() {
-            return Ok(Arc::clone(h));
-        }
-        let (resource, _, _) = login.allowed.as_ref().map_err(|why| anyhow!("{why}"))?;
-        let forwards = Forwards {
-            gw: Arc::clone(&self.gw),
-            login: Arc::clone(login),
-            client,
-        };
-        let h = Arc::new(connect_upstream(&self.gw, resource, forwards).await?);
-        *slot = Some(Arc::clone(&h));
-        Ok(h)
+        shared_upstream(&self.gw, &self.upstream, login, client).await
     }
+}
+
+/// The connection's one target connection, made by whichever channel (or
+/// forward) needs it first.
+async fn shared_upstream(
+    gw: &Arc<Gateway>,
+    slot: &AsyncMutex<Option<UpstreamHandle>>,
+    login: &Arc<Login>,
+    client: russh::server::Handle,
+) -> anyhow::Result<UpstreamHandle> {
+    let mut slot = slot.lock().await;
+    if let Some(h) = slot.as_ref() {
+        return Ok(Arc::clone(h));
+    }
+    let (resource, _, _) = login.allowed.as_ref().map_err(|why| anyhow!("{why}"))?;
+    let forwards = Forwards {
+        gw: Arc::clone(gw),
+        login: Arc::clone(login),
+        client,
+    };
+    let h = Arc::new(connect_upstream(gw, resource, forwards).await?);
+    *slot = Some(Arc::clone(&h));
+    Ok(h)
 }
 
 impl russh::server::Handler for Conn {
@@ -634,13 +650,13 @@ struct ChannelCtx {
 
 impl ChannelCtx {
     async fn upstream(&self) -> anyhow::Result<UpstreamHandle> {
-        let conn = Conn {
-            gw: Arc::clone(&self.gw),
-            peer: self.peer.clone(),
-            login: Some(Arc::clone(&self.login)),
-            upstream: Arc::clone(&self.conn_upstream),
-        };
-        conn.upstream(&self.login, self.handle.clone()).await
+        shared_upstream(
+            &self.gw,
+            &self.conn_upstream,
+            &self.login,
+            self.handle.clone(),
+        )
+        .await
     }
 
     async fn stderr(&self, id: ChannelId, text: &str) {
@@ -915,21 +931,17 @@ async fn hold(
         Err(_) => return unavailable(),
     }
     let new = gw_review::NewReview {
-        kind: gw_review::Kind::Command,
-        requester: gw_review::Principal {
-            subject: ctx.login.principal.subject.clone(),
-            groups: ctx.login.principal.groups.clone(),
-        },
         session_id: Some(session.clone()),
-        resource: resource.name.clone(),
-        protocol: "ssh".into(),
         command: Some(command.to_owned()),
-        guard_or_grant: d.rule.to_string(),
-        approvers: approval.approvers.clone(),
-        quorum: approval.quorum.max(1),
-        expires_at: now + approval.timeout.as_secs().max(1),
-        window: approval.window.map(|w| w.as_secs().max(1)),
-        policy_revision: ctx.login.loaded.revision.clone(),
+        ..crate::reviews::ask(
+            gw_review::Kind::Command,
+            &ctx.login.principal,
+            resource,
+            &d.rule.to_string(),
+            &approval,
+            &ctx.login.loaded.revision,
+            now,
+        )
     };
     let Ok(review) = crate::reviews::request(gw, new).await else {
         return unavailable();
@@ -1112,16 +1124,10 @@ impl Bridge<'_> {
                 }
                 _ = policy.changed() => {
                     let loaded = Arc::clone(&policy.borrow_and_update());
-                    let now = crate::audit::unix_now();
-                    let d = loaded.policy.decide_session(&self.ctx.login.principal, &self.resource, now);
                     let before = revoked.is_some();
                     // A session that came in through an access window keeps it.
                     let windowed = matches!(&self.ctx.login.allowed, Ok((_, _, rule)) if rule.contains("(access window"));
-                    revoked = match d.decision.verdict {
-                        gw_policy::Verdict::Allow | gw_policy::Verdict::Log => None,
-                        gw_policy::Verdict::Review if windowed => None,
-                        _ => Some(d.decision.reason.clone()),
-                    };
+                    revoked = crate::state::still_allowed(&loaded, &self.ctx.login.principal, &self.resource, windowed).err();
                     if let (Some(why), false) = (&revoked, before) {
                         let grace = self.ctx.gw.config.revoke_grace;
                         revoke.as_mut().reset(tokio::time::Instant::now() + grace);
@@ -1194,7 +1200,7 @@ impl Bridge<'_> {
                         self.send(shown, Some(ext)).await?;
                     }
                     Some(ChannelMsg::Eof) => {
-                        self.drain().await?;
+                        self.release(true).await?;
                         let _ = self.ctx.handle.eof(self.id).await;
                     }
                     Some(ChannelMsg::ExitStatus { exit_status }) => {
@@ -1216,7 +1222,7 @@ impl Bridge<'_> {
                         let _ = self.ctx.handle.exit_signal_request(self.id, signal_name, core_dumped, error_message, lang_tag).await;
                     }
                     Some(ChannelMsg::Close) | None => {
-                        self.drain().await?;
+                        self.release(true).await?;
                         let _ = self.ctx.handle.close(self.id).await;
                         return Ok("the target closed the channel".into());
                     }
@@ -1231,7 +1237,7 @@ impl Bridge<'_> {
                 () = &mut flush, if flush_armed => {
                     flush_armed = false;
                     flush.as_mut().reset(tokio::time::Instant::now() + Duration::from_secs(86_400));
-                    self.drain_pending().await?;
+                    self.release(false).await?;
                 }
             }
         }
@@ -1345,28 +1351,19 @@ impl Bridge<'_> {
         sent.map_err(|_| anyhow!("the client went away"))
     }
 
-    /// Emits what the maskers still hold (the output paused).
-    async fn drain_pending(&mut self) -> anyhow::Result<()> {
+    /// Emits what the maskers still hold: when the output paused
+    /// (`end` false: the maskers go on), or at the end of the stream.
+    async fn release(&mut self, end: bool) -> anyhow::Result<()> {
         for (stderr, ext) in [(false, None), (true, Some(1))] {
             let masker = if stderr { &mut self.err } else { &mut self.out };
             if let Some(m) = masker {
                 let mut shown = Vec::new();
-                m.flush(&mut shown)
-                    .map_err(|e| anyhow!("masking failed, ending the session: {e}"))?;
-                self.send(Bytes::from(shown), ext).await?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Emits the rest at the end of the stream.
-    async fn drain(&mut self) -> anyhow::Result<()> {
-        for (stderr, ext) in [(false, None), (true, Some(1))] {
-            let masker = if stderr { &mut self.err } else { &mut self.out };
-            if let Some(m) = masker {
-                let mut shown = Vec::new();
-                m.finish(&mut shown)
-                    .map_err(|e| anyhow!("masking failed, ending the session: {e}"))?;
+                let done = if end {
+                    m.finish(&mut shown)
+                } else {
+                    m.flush(&mut shown)
+                };
+                done.map_err(|e| anyhow!("masking failed, ending the session: {e}"))?;
                 self.send(Bytes::from(shown), ext).await?;
             }
         }
@@ -1588,14 +1585,7 @@ async fn connect_upstream(
     r: &gw_policy::Resource,
     forwards: Forwards,
 ) -> anyhow::Result<russh::client::Handle<Upstream>> {
-    let cred = r
-        .credential
-        .as_ref()
-        .ok_or_else(|| anyhow!("resource \"{}\" has no credential", r.name))?;
-    let user = cred
-        .user
-        .clone()
-        .ok_or_else(|| anyhow!("resource \"{}\" has no credential user", r.name))?;
+    let (cred, user) = crate::secrets::credential(r)?;
     let key_ref = cred
         .key
         .as_ref()

@@ -72,6 +72,24 @@ pub(crate) fn validate(sources: &[Source], revision: String) -> Result<Loaded, I
     })
 }
 
+/// Whether `principal` may still use `resource` under a new revision (a
+/// session that came through an approved access window keeps it; the
+/// window's own end still applies). `Err` says why not.
+pub(crate) fn still_allowed(
+    loaded: &Loaded,
+    principal: &gw_policy::Principal,
+    resource: &str,
+    via_window: bool,
+) -> Result<(), String> {
+    let now = crate::audit::unix_now();
+    let d = loaded.policy.decide_session(principal, resource, now);
+    match d.decision.verdict {
+        gw_policy::Verdict::Allow | gw_policy::Verdict::Log => Ok(()),
+        gw_policy::Verdict::Review if via_window => Ok(()),
+        _ => Err(d.decision.reason),
+    }
+}
+
 /// Fail closed: a policy that does not validate is never applied.
 pub(crate) fn rejected(files: usize, why: String, revision: String) -> Loaded {
     Loaded {
@@ -120,6 +138,8 @@ pub(crate) struct Gateway {
     pub(crate) revocations: crate::identity::Revocations,
     /// The OpenID provider, when one is configured.
     pub(crate) oidc: Option<crate::oidc::Oidc>,
+    /// The CA for users' SSH certificates, read (or made) on first use.
+    pub(crate) ssh_user_ca: std::sync::OnceLock<russh::keys::PrivateKey>,
     pub(crate) recording_key: gw_keys::SigningKey,
     pub(crate) overrides: Mutex<HashMap<String, Override>>,
     /// Gateway-issued cancel key → (upstream address, upstream pid, key).

@@ -36,7 +36,8 @@ pub(crate) struct Notification {
 /// The sending side, held by the review module.
 pub(crate) struct Hooks {
     tx: Option<mpsc::Sender<Notification>>,
-    dropped: Arc<std::sync::atomic::AtomicU64>,
+    /// Notifications dropped because the queue was full (a metric).
+    dropped: std::sync::atomic::AtomicU64,
 }
 
 /// A receiver with its URL and key resolved.
@@ -53,8 +54,12 @@ impl Hooks {
     pub(crate) fn none() -> Hooks {
         Hooks {
             tx: None,
-            dropped: Arc::default(),
+            dropped: Default::default(),
         }
+    }
+
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub(crate) fn send(&self, n: Notification) {
@@ -93,40 +98,23 @@ pub(crate) fn prepare(hooks: &[Webhook]) -> anyhow::Result<(Hooks, Option<Pendin
     let (tx, rx) = mpsc::channel(QUEUE);
     let hooks = Hooks {
         tx: Some(tx),
-        dropped: Arc::default(),
+        dropped: Default::default(),
     };
-    let dropped = Arc::clone(&hooks.dropped);
-    Ok((
-        hooks,
-        Some(Pending {
-            rx,
-            receivers,
-            dropped,
-        }),
-    ))
+    Ok((hooks, Some(Pending { rx, receivers })))
 }
 
 /// The receiving side, until the gateway exists to run it.
 pub(crate) struct Pending {
     rx: mpsc::Receiver<Notification>,
     receivers: Vec<Receiver>,
-    dropped: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Delivers queued events until the gateway stops.
 pub(crate) async fn deliver(gw: Arc<Gateway>, pending: Pending) -> anyhow::Result<()> {
-    let Pending {
-        mut rx,
-        receivers,
-        dropped,
-    } = pending;
+    let Pending { mut rx, receivers } = pending;
     let client = gw_http::Client::new(&[])?;
     let receivers: Vec<Arc<Receiver>> = receivers.into_iter().map(Arc::new).collect();
     while let Some(n) = rx.recv().await {
-        gw.metrics.webhook_dropped.store(
-            dropped.load(std::sync::atomic::Ordering::Relaxed),
-            std::sync::atomic::Ordering::Relaxed,
-        );
         for r in &receivers {
             let body = body(r.format, &gw.config.gateway_id, &n);
             let (gw, client, r) = (Arc::clone(&gw), client.clone(), Arc::clone(r));

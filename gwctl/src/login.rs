@@ -114,19 +114,8 @@ async fn secret_login(conn: &Conn, account: &str) -> Result<Cached, Failure> {
 /// `gwctl secret new`: a fresh random secret and the policy block holding
 /// only its hash.
 pub(crate) fn secret(args: SecretArgs) -> Result<(), Failure> {
-    let mut raw = [0u8; 32];
-    getrandom::fill(&mut raw).map_err(|_| anyhow!("no randomness"))?;
-    let secret = format!(
-        "gws_{}",
-        raw.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    );
-    let hash = {
-        use sha2::Digest as _;
-        sha2::Sha256::digest(secret.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    };
+    let secret = format!("gws_{}", random_hex()?);
+    let hash = sha256_hex(&secret);
     let kind = if args.break_glass {
         "break-glass"
     } else {
@@ -257,16 +246,8 @@ async fn browser_login(conn: &Conn, no_open: bool) -> Result<Cached, Failure> {
         .local_addr()
         .context("listening on 127.0.0.1")?
         .port();
-    let mut secret = [0u8; 32];
-    getrandom::fill(&mut secret).map_err(|_| anyhow!("no randomness for the login secret"))?;
-    let secret: String = secret.iter().map(|b| format!("{b:02x}")).collect();
-    let challenge = {
-        use sha2::Digest as _;
-        sha2::Sha256::digest(secret.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    };
+    let secret = random_hex()?;
+    let challenge = sha256_hex(&secret);
     let redirect = format!("http://127.0.0.1:{port}/callback");
     let url = format!(
         "{}/v1/login?cli_redirect={}&cli_challenge={challenge}",
@@ -476,6 +457,22 @@ pub(crate) fn connect(args: ConnectArgs) -> Result<(), Failure> {
             None => Err(anyhow!("the gateway did not say what kind of resource this is").into()),
         }
     })
+}
+
+/// 256 random bits, in hex.
+fn random_hex() -> anyhow::Result<String> {
+    let mut raw = [0u8; 32];
+    getrandom::fill(&mut raw).map_err(|_| anyhow!("the system has no randomness"))?;
+    Ok(hex(&raw))
+}
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest as _;
+    hex(&sha2::Sha256::digest(text.as_bytes()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The host of a URL like `https://gw.example.com:8443`.

@@ -8,6 +8,7 @@
 //! It asserts nothing; numbers go into BENCHMARKS.md.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+use gw_e2e::bench::{gateway_pid, median, rss_kib};
 use gw_e2e::{Gateway, backend, require};
 use std::io::Read as _;
 use std::net::{TcpListener, TcpStream};
@@ -208,24 +209,6 @@ fn field(out: &str, prefix: &str) -> f64 {
         .unwrap_or_else(|| panic!("no `{prefix}` in pgbench output:\n{out}"))
 }
 
-fn median(xs: &[f64]) -> f64 {
-    let mut v = xs.to_vec();
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
-/// The gatewayd process listening on `port`.
-fn gateway_pid(port: u16) -> Option<u32> {
-    let out = Command::new("sh")
-        .args([
-            "-c",
-            &format!("ss -Htlpn 'sport = :{port}' | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2"),
-        ])
-        .output()
-        .ok()?;
-    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
-}
-
 fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
@@ -235,16 +218,6 @@ fn cpu_ticks(pid: u32) -> u64 {
         .collect();
     // utime and stime are fields 14 and 15; after the name, indexes 11 and 12 (state is not numeric).
     f.get(10).copied().unwrap_or(0) + f.get(11).copied().unwrap_or(0)
-}
-
-fn rss_kib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
 }
 
 /// Opens `n` sessions that sit idle (psql waiting in a shell escape) and

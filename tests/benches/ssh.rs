@@ -9,6 +9,7 @@
 //! BENCHMARKS.md.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+use gw_e2e::bench::{gateway_pid, median, rss_kib};
 use gw_e2e::sshd::Sshd;
 use gw_e2e::{Gateway, require};
 use std::process::{Command, Stdio};
@@ -197,31 +198,4 @@ fn env_num(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn median(xs: &[f64]) -> f64 {
-    let mut v = xs.to_vec();
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
-fn gateway_pid(port: u16) -> Option<u32> {
-    let out = Command::new("sh")
-        .args([
-            "-c",
-            &format!("ss -Htlpn 'sport = :{port}' | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2"),
-        ])
-        .output()
-        .ok()?;
-    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
-}
-
-fn rss_kib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
 }

@@ -471,6 +471,42 @@ pub fn wait_for<T>(secs: u64, what: &str, mut check: impl FnMut() -> Option<T>) 
     }
 }
 
+/// What the benchmarks share: medians and the gateway's process figures.
+pub mod bench {
+    use std::process::Command;
+
+    pub fn median(xs: &[f64]) -> f64 {
+        let mut v = xs.to_vec();
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    }
+
+    /// The gatewayd process listening on `port`.
+    pub fn gateway_pid(port: u16) -> Option<u32> {
+        let out = Command::new("sh")
+            .args([
+                "-c",
+                &format!(
+                    "ss -Htlpn 'sport = :{port}' | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2"
+                ),
+            ])
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+    }
+
+    /// A process's resident memory, in KiB.
+    pub fn rss_kib(pid: u32) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    }
+}
+
 /// A private OpenSSH `sshd` for the SSH tests and benchmark.
 pub mod sshd {
     use crate::text;
