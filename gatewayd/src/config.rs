@@ -17,6 +17,9 @@ pub(crate) struct Config {
     pub(crate) listen_api: Option<String>,
     /// The SSH listener (off unless configured).
     pub(crate) listen_ssh: Option<String>,
+    /// Ciphers offered to SSH clients (`ssh-ciphers`); `None`: AES-GCM only
+    /// where the CPU has AES instructions, else russh's list (see `ssh.rs`).
+    pub(crate) ssh_ciphers: Option<Vec<String>>,
     /// PEM certificate chain and key for client-facing TLS; `None` means a
     /// self-signed development certificate generated under `state`.
     pub(crate) tls_cert: Option<PathBuf>,
@@ -146,6 +149,7 @@ impl Default for Config {
             listen_admin: "127.0.0.1:9090".into(),
             listen_api: Some("127.0.0.1:8443".into()),
             listen_ssh: None,
+            ssh_ciphers: None,
             tls_cert: None,
             tls_key: None,
             policy: PolicySource::Directory {
@@ -166,9 +170,10 @@ impl Default for Config {
     }
 }
 
-const KNOWN: [&str; 13] = [
+const KNOWN: [&str; 14] = [
     "gateway-id",
     "listen",
+    "ssh-ciphers",
     "tls",
     "policy",
     "state",
@@ -180,6 +185,17 @@ const KNOWN: [&str; 13] = [
     "reviews",
     "identity",
     "description",
+];
+
+/// The SSH ciphers `ssh-ciphers` may name: the AEADs and CTR modes (with
+/// encrypt-then-MAC), never CBC, 3DES or `none`.
+pub(crate) const SSH_CIPHERS: [&str; 6] = [
+    "aes128-gcm@openssh.com",
+    "aes256-gcm@openssh.com",
+    "chacha20-poly1305@openssh.com",
+    "aes128-ctr",
+    "aes192-ctr",
+    "aes256-ctr",
 ];
 
 /// Parses a bootstrap file. `Err` carries every problem, with spans.
@@ -228,6 +244,25 @@ pub(crate) fn parse(src: &Source) -> Result<Config, Vec<Diagnostic>> {
                 }
                 c.listen_api = prop("api").map(Into::into).or(c.listen_api);
                 c.listen_ssh = prop("ssh").map(Into::into).or(c.listen_ssh);
+            }
+            "ssh-ciphers" => {
+                let names: Vec<&str> = node
+                    .entries()
+                    .iter()
+                    .filter(|e| e.name().is_none())
+                    .filter_map(|e| e.value().as_string())
+                    .collect();
+                match names.iter().find(|n| !SSH_CIPHERS.contains(n)) {
+                    _ if names.is_empty() => bad(format!(
+                        "`ssh-ciphers` needs one or more of: {}",
+                        SSH_CIPHERS.join(", ")
+                    )),
+                    Some(n) => bad(format!(
+                        "unknown or weak SSH cipher `{n}`; known: {}",
+                        SSH_CIPHERS.join(", ")
+                    )),
+                    None => c.ssh_ciphers = Some(names.iter().map(|n| (*n).to_owned()).collect()),
+                }
             }
             "tls" => {
                 c.tls_cert = prop("cert").map(PathBuf::from);
@@ -539,6 +574,38 @@ mod tests {
         assert_eq!(c.recordings, PathBuf::from("/var/lib/gw/recordings"));
         assert!(!c.demo);
         assert_eq!(c.token_ttl, Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn ssh_ciphers_are_checked() {
+        let src = Source::new(
+            "b.kdl",
+            "ssh-ciphers \"aes128-gcm@openssh.com\" \"chacha20-poly1305@openssh.com\"\n",
+        );
+        let c = parse(&src).unwrap();
+        assert_eq!(
+            c.ssh_ciphers.as_deref(),
+            Some(
+                &[
+                    "aes128-gcm@openssh.com".to_owned(),
+                    "chacha20-poly1305@openssh.com".to_owned()
+                ][..]
+            )
+        );
+        assert_eq!(parse(&Source::new("b.kdl", "")).unwrap().ssh_ciphers, None);
+        for bad in [
+            "ssh-ciphers \"3des-cbc\"\n",
+            "ssh-ciphers \"none\"\n",
+            "ssh-ciphers\n",
+        ] {
+            let errors = parse(&Source::new("b.kdl", bad)).unwrap_err();
+            assert_eq!(errors.len(), 1, "{bad}");
+            assert!(
+                errors[0].message.contains("aes128-gcm@openssh.com"),
+                "{}",
+                errors[0].message
+            );
+        }
     }
 
     #[test]

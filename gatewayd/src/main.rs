@@ -27,7 +27,6 @@ mod secrets;
 mod ssh;
 mod state;
 mod tls;
-mod transfer;
 mod upstream_tls;
 mod webhooks;
 

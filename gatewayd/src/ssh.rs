@@ -53,12 +53,13 @@ pub(crate) async fn serve(listener: tokio::net::TcpListener, gw: Arc<Gateway>) {
         max_auth_attempts: 3,
         inactivity_timeout: Some(Duration::from_secs(3600)),
         keepalive_interval: Some(Duration::from_secs(30)),
-        // Measured: russh's defaults (32 KiB packets, 2 MiB windows) halve
-        // bulk throughput; see BENCHMARKS.md.
+        // Measured: russh's default 32 KiB packets halve bulk throughput
+        // (BENCHMARKS.md). The window is how far a client may send ahead:
+        // 16 MiB keeps uploads moving from clients far away.
         window_size: 16 << 20,
         maximum_packet_size: 65535,
         nodelay: true,
-        preferred: preferred(),
+        preferred: client_facing(gw.config.ssh_ciphers.as_deref()),
         methods: russh::MethodSet::from(
             &[
                 russh::MethodKind::PublicKey,
@@ -74,8 +75,51 @@ pub(crate) async fn serve(listener: tokio::net::TcpListener, gw: Arc<Gateway>) {
     }
 }
 
-/// AES-GCM first: about a quarter faster than chacha20-poly1305 on these
-/// CPUs (PERF.md). A client's own preference still decides its side.
+/// What clients are offered. In SSH the client's order decides among what
+/// both sides offer, and OpenSSH lists chacha20-poly1305 first, so offering
+/// it at all means it is used. The gateway decrypts and re-encrypts every
+/// byte, and with AES instructions AES-GCM costs it a fraction of
+/// chacha20-poly1305 (BENCHMARKS.md), so on such CPUs only AES-GCM is
+/// offered (every OpenSSH since 6.2, PuTTY since 0.76); `ssh-ciphers` in
+/// the bootstrap configuration widens or narrows that.
+fn client_facing(configured: Option<&[String]>) -> russh::Preferred {
+    use russh::cipher::{AES_128_GCM, AES_256_GCM, Name};
+    let cipher: Vec<Name> = match configured {
+        Some(names) => names
+            .iter()
+            .filter_map(|n| Name::try_from(n.as_str()).ok())
+            .collect(),
+        None if aes_instructions() => vec![AES_256_GCM, AES_128_GCM],
+        None => return preferred(),
+    };
+    russh::Preferred {
+        cipher: cipher.into(),
+        ..preferred()
+    }
+}
+
+/// Whether this CPU has AES and carry-less multiply instructions (what
+/// makes AES-GCM fast).
+fn aes_instructions() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("aes")
+            && std::arch::is_x86_feature_detected!("pclmulqdq")
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        std::arch::is_aarch64_feature_detected!("aes")
+            && std::arch::is_aarch64_feature_detected!("pmull")
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        false
+    }
+}
+
+/// Towards targets (where the gateway is the client, so its order
+/// decides), and the base of what clients are offered: AES-GCM first,
+/// about a quarter faster than chacha20-poly1305 on these CPUs (PERF.md).
 fn preferred() -> russh::Preferred {
     let first = [russh::cipher::AES_256_GCM, russh::cipher::AES_128_GCM];
     let default = russh::Preferred::default();
@@ -846,8 +890,8 @@ async fn session_channel(ctx: ChannelCtx, mut client: Channel<Msg>) -> anyhow::R
     // would corrupt the copy, so they are recorded as file operations
     // instead (see `transfer`).
     let transfer = match &program {
-        Program::Sftp => Some(crate::transfer::Transfer::sftp()),
-        Program::Exec(c) => crate::transfer::Transfer::scp(c),
+        Program::Sftp => Some(gw_proto_ssh::Transfer::sftp()),
+        Program::Exec(c) => gw_proto_ssh::Transfer::scp(c),
         Program::Shell => None,
     };
     let mask = !masker.is_noop() && transfer.is_none();
@@ -1086,7 +1130,7 @@ struct Bridge<'a> {
     out: Option<gw_mask::StreamMasker>,
     err: Option<gw_mask::StreamMasker>,
     /// For scp and sftp: the file operations read from the stream.
-    transfer: Option<crate::transfer::Transfer>,
+    transfer: Option<gw_proto_ssh::Transfer>,
     /// An sftp channel: requests are judged one by one.
     sftp: bool,
     record_input: bool,
@@ -1164,7 +1208,7 @@ impl Bridge<'_> {
                     }
                     Some(ChannelMsg::Data { data }) => {
                         self.input(&data).await;
-                        self.observe(crate::transfer::Direction::Upload, &data).await;
+                        self.observe(gw_proto_ssh::Direction::Upload, &data).await;
                         up.data_bytes(data).await?;
                     }
                     Some(ChannelMsg::Eof) => up.eof().await?,
@@ -1187,7 +1231,7 @@ impl Bridge<'_> {
                 },
                 msg = up.wait() => match msg {
                     Some(ChannelMsg::Data { data }) => {
-                        self.observe(crate::transfer::Direction::Download, &data).await;
+                        self.observe(gw_proto_ssh::Direction::Download, &data).await;
                         let shown = self.output(&data, false)?;
                         flush_armed |= self.pending();
                         flush.as_mut().reset(tokio::time::Instant::now() + MASK_FLUSH);
@@ -1280,13 +1324,13 @@ impl Bridge<'_> {
 
     /// Reads file operations out of an scp or sftp stream, for the audit
     /// log and the recording (the bytes themselves pass unchanged).
-    async fn observe(&mut self, dir: crate::transfer::Direction, data: &[u8]) {
+    async fn observe(&mut self, dir: gw_proto_ssh::Direction, data: &[u8]) {
         let Some(t) = &mut self.transfer else { return };
         let ops = t.feed(dir, data);
         self.record_ops(ops).await;
     }
 
-    async fn record_ops(&mut self, ops: Vec<crate::transfer::Op>) {
+    async fn record_ops(&mut self, ops: Vec<gw_proto_ssh::Op>) {
         for op in ops {
             let text = op.to_string();
             self.ctx.gw.audit.record(&AuditEvent::FileTransfer {
@@ -1622,7 +1666,12 @@ async fn connect_upstream(
         forwards,
     };
     let config = Arc::new(russh::client::Config {
-        window_size: 16 << 20,
+        // Measured (BENCHMARKS.md): with a 16 MiB window OpenSSH's sshd
+        // buffers that much and spends half again as much CPU per byte; 2-4
+        // MiB is the cheapest for it, and 4 MiB still fills 8 GiB/s at the
+        // half-millisecond round trips between a gateway and its targets.
+        window_size: 4 << 20,
+        // 32 KiB packets cost sshd twice the CPU of 64 KiB ones.
         maximum_packet_size: 65535,
         preferred: preferred(),
         nodelay: true,
@@ -1660,4 +1709,39 @@ async fn connect_upstream(
         ));
     }
     Ok(handle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(p: &russh::Preferred) -> Vec<&str> {
+        p.cipher.iter().map(AsRef::as_ref).collect()
+    }
+
+    #[test]
+    fn clients_are_offered_aes_gcm_alone_where_it_is_fast() {
+        let offered = client_facing(None);
+        if aes_instructions() {
+            assert_eq!(
+                names(&offered),
+                ["aes256-gcm@openssh.com", "aes128-gcm@openssh.com"]
+            );
+        } else {
+            assert!(names(&offered).contains(&"chacha20-poly1305@openssh.com"));
+        }
+        let configured = [
+            "chacha20-poly1305@openssh.com".to_owned(),
+            "aes128-ctr".to_owned(),
+        ];
+        assert_eq!(
+            names(&client_facing(Some(&configured))),
+            ["chacha20-poly1305@openssh.com", "aes128-ctr"]
+        );
+        // Towards targets the gateway's own order decides: AES-GCM first.
+        assert_eq!(
+            names(&preferred())[..2],
+            ["aes256-gcm@openssh.com", "aes128-gcm@openssh.com"]
+        );
+    }
 }

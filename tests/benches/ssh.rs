@@ -9,7 +9,7 @@
 //! BENCHMARKS.md.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
-use gw_e2e::bench::{gateway_pid, median, rss_kib};
+use gw_e2e::bench::{cpu_secs, gateway_pid, median, rss_kib};
 use gw_e2e::sshd::Sshd;
 use gw_e2e::{Gateway, require};
 use std::process::{Command, Stdio};
@@ -35,6 +35,13 @@ fn main() {
     if let Ok(w) = std::env::var("BENCH_WORKERS") {
         builder = builder.env("GATEWAYD_WORKER_THREADS", &w);
     }
+    // BENCH_GATEWAY_ENV="NAME=VALUE" sets one variable for the gateway only
+    // (e.g. GLIBC_TUNABLES, to try allocator settings).
+    if let Ok(kv) = std::env::var("BENCH_GATEWAY_ENV")
+        && let Some((k, v)) = kv.split_once('=')
+    {
+        builder = builder.env(k, v);
+    }
     let gw = builder.start();
     let token = gw.token("bench@example.com", &["bench"]);
     let askpass = tempfile::tempdir().unwrap();
@@ -53,9 +60,9 @@ fn main() {
         "BatchMode=no",
     ];
     let key = sshd.key().display().to_string();
-    let direct = |remote: &str| -> Command {
+    let direct_with = |remote: &str, options: &[&str]| -> Command {
         let mut c = Command::new("ssh");
-        c.args(common).args([
+        c.args(common).args(options).args([
             "-i",
             &key,
             "-p",
@@ -65,6 +72,11 @@ fn main() {
         ]);
         c
     };
+    // The cipher clients end up with through the gateway (it offers only
+    // AES-GCM on CPUs with AES instructions; OpenSSH then picks this one),
+    // forced on a direct connection: the same client work, for comparison.
+    let direct = |remote: &str| direct_with(remote, &[]);
+    let direct_gcm = |remote: &str| direct_with(remote, &["-c", "aes128-gcm@openssh.com"]);
     let via_gateway = |remote: &str| -> Command {
         let mut c = Command::new("ssh");
         c.args(common)
@@ -125,27 +137,64 @@ fn main() {
         (after - before) / idle as f64
     );
 
-    let mut d = Vec::new();
-    let mut n = Vec::new();
-    let mut g = Vec::new();
-    for round in 0..rounds {
-        d.push(throughput(direct(&stream), mib));
-        n.push(throughput(direct(&nested_remote), mib));
-        g.push(throughput(via_gateway(&stream), mib));
-        eprintln!(
-            "round {}: direct {:.0} MiB/s, nested OpenSSH {:.0} MiB/s, gateway {:.0} MiB/s",
-            round + 1,
-            d[round],
-            n[round],
-            g[round]
-        );
+    let procs = Procs {
+        sshd: sshd.pid(),
+        gateway: pid,
+    };
+    // BENCH_ONLY=direct|direct-gcm|nested|gateway streams through one path
+    // only (to profile it: `perf record -a` while this runs).
+    if let Ok(only) = std::env::var("BENCH_ONLY") {
+        for round in 0..rounds {
+            let cmd = match only.as_str() {
+                "direct" => direct(&stream),
+                "direct-gcm" => direct_gcm(&stream),
+                "nested" => direct(&nested_remote),
+                _ => via_gateway(&stream),
+            };
+            let r = throughput(cmd, mib, &procs);
+            eprintln!("round {}: {only} {}", round + 1, r.line());
+        }
+        return;
     }
-    let (d, n, g) = (median(&d), median(&n), median(&g));
+    let paths = [
+        "direct",
+        "direct, client forced to aes128-gcm",
+        "nested OpenSSH hop",
+        "gateway",
+    ];
+    let mut runs: Vec<Vec<Run>> = vec![Vec::new(); paths.len()];
+    for round in 0..rounds {
+        for (i, name) in paths.iter().enumerate() {
+            let cmd = match i {
+                0 => direct(&stream),
+                1 => direct_gcm(&stream),
+                2 => direct(&nested_remote),
+                _ => via_gateway(&stream),
+            };
+            let r = throughput(cmd, mib, &procs);
+            eprintln!("round {}: {name:<36} {}", round + 1, r.line());
+            runs[i].push(r);
+        }
+    }
+    let med: Vec<Run> = runs.iter().map(|r| Run::median(r)).collect();
+    println!("medians (CPU seconds per GiB: client ssh / sshd and its children / gatewayd):");
+    for (name, r) in paths.iter().zip(&med) {
+        println!("  {name:<36} {}", r.line());
+    }
+    let (d, dg, n, g) = (&med[0], &med[1], &med[2], &med[3]);
     println!(
-        "throughput: direct {d:.0} MiB/s, nested OpenSSH hop {n:.0} MiB/s ({:.2}x direct), gateway {g:.0} MiB/s ({:.2}x direct, {:.2}x the nested hop)",
-        n / d,
-        g / d,
-        g / n
+        "throughput: gateway {:.2}x direct, {:.2}x the nested hop (hop {:.2}x direct); {:.2}x direct with the same client cipher",
+        g.mibps / d.mibps,
+        g.mibps / n.mibps,
+        n.mibps / d.mibps,
+        g.mibps / dg.mibps
+    );
+    println!(
+        "CPU per GiB, all processes: direct {:.2} s, hop {:.2} s, gateway {:.2} s ({:.2}x direct)",
+        d.total(),
+        n.total(),
+        g.total(),
+        g.total() / d.total()
     );
 
     // Session setup: sequential `ssh true`.
@@ -163,7 +212,54 @@ fn main() {
     );
 }
 
-fn throughput(mut cmd: Command, mib: usize) -> f64 {
+/// The processes whose CPU time is counted.
+struct Procs {
+    sshd: u32,
+    gateway: u32,
+}
+
+/// One transfer: throughput, and CPU seconds per GiB by process.
+#[derive(Clone, Copy)]
+struct Run {
+    mibps: f64,
+    client: f64,
+    target: f64,
+    gateway: f64,
+}
+
+impl Run {
+    fn total(&self) -> f64 {
+        self.client + self.target + self.gateway
+    }
+
+    fn line(&self) -> String {
+        format!(
+            "{:>5.0} MiB/s  CPU s/GiB {:.2} / {:.2} / {:.2} = {:.2}",
+            self.mibps,
+            self.client,
+            self.target,
+            self.gateway,
+            self.total()
+        )
+    }
+
+    /// Field by field (each the median of its own).
+    fn median(runs: &[Run]) -> Run {
+        let m = |f: fn(&Run) -> f64| median(&runs.iter().map(f).collect::<Vec<_>>());
+        Run {
+            mibps: m(|r| r.mibps),
+            client: m(|r| r.client),
+            target: m(|r| r.target),
+            gateway: m(|r| r.gateway),
+        }
+    }
+}
+
+fn throughput(mut cmd: Command, mib: usize, procs: &Procs) -> Run {
+    let me = std::process::id();
+    let (_, client0) = cpu_secs(me);
+    let (_, target0) = cpu_secs(procs.sshd);
+    let (gateway0, _) = cpu_secs(procs.gateway);
     let start = Instant::now();
     let mut child = cmd
         .stdin(Stdio::null())
@@ -172,12 +268,35 @@ fn throughput(mut cmd: Command, mib: usize) -> f64 {
         .spawn()
         .unwrap();
     let mut out = child.stdout.take().unwrap();
-    let n = std::io::copy(&mut out, &mut std::io::sink()).unwrap();
+    // Read like `dd bs=1M`: a small buffer would cost this reader more CPU
+    // than it measures.
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        match std::io::Read::read(&mut out, &mut buf) {
+            Ok(0) => break,
+            Ok(k) => n += k as u64,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => panic!("reading {cmd:?}: {e}"),
+        }
+    }
     let status = child.wait().unwrap();
     let secs = start.elapsed().as_secs_f64();
     assert!(status.success(), "{cmd:?} failed");
     assert_eq!(n, (mib as u64) << 20, "{cmd:?} delivered {n} bytes");
-    mib as f64 / secs
+    // sshd reaps its session process (and with it the session's children)
+    // a moment after the client is gone.
+    std::thread::sleep(Duration::from_millis(300));
+    let gib = mib as f64 / 1024.0;
+    let (_, client1) = cpu_secs(me);
+    let (_, target1) = cpu_secs(procs.sshd);
+    let (gateway1, _) = cpu_secs(procs.gateway);
+    Run {
+        mibps: mib as f64 / secs,
+        client: (client1 - client0) / gib,
+        target: (target1 - target0) / gib,
+        gateway: (gateway1 - gateway0) / gib,
+    }
 }
 
 fn setup_rate(cmd: impl Fn() -> Command, n: usize) -> f64 {

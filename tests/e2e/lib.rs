@@ -56,13 +56,30 @@ pub fn bin(name: &str) -> PathBuf {
             .expect("target dir")
             .to_owned();
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        // Benchmarks run from target/release: measure release binaries.
+        // Benchmarks run from target/release: measure release binaries,
+        // built with the bench profile that `cargo bench` used for the
+        // shared crates (with `--release` instead, each run would rebuild
+        // them, since the two profiles' fingerprints differ).
         let release = dir.file_name().is_some_and(|n| n == "release");
-        let status = Command::new(cargo)
+        let mut build = Command::new(cargo);
+        // What cargo set for this test or bench (CARGO_MANIFEST_DIR, ...)
+        // is not for this build: ring's build script reruns when
+        // CARGO_MANIFEST_DIR changes, and everything above it with it.
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy().into_owned();
+            if name.starts_with("CARGO_") && name != "CARGO_HOME" {
+                build.env_remove(name);
+            }
+        }
+        let status = build
             .args([
                 "build", "-q", "-p", "gatewayd", "-p", "replay", "-p", "gwctl",
             ])
-            .args(release.then_some("--release"))
+            .args(if release {
+                &["--profile", "bench"][..]
+            } else {
+                &[]
+            })
             .env("CARGO_TARGET_DIR", dir.parent().expect("target root"))
             .status()
             .expect("running cargo build");
@@ -495,6 +512,35 @@ pub mod bench {
         String::from_utf8_lossy(&out.stdout).trim().parse().ok()
     }
 
+    /// CPU seconds a process used itself (all threads) and those of its
+    /// children that it has waited for: utime+stime and cutime+cstime from
+    /// `/proc/PID/stat` (PERF.md: far less noisy than wall time).
+    pub fn cpu_secs(pid: u32) -> (f64, f64) {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // Fields after the command name, which is in parentheses.
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let f: Vec<f64> = rest
+            .split_whitespace()
+            .map(|x| x.parse().unwrap_or(0.0))
+            .collect();
+        let tick = clock_ticks();
+        let at = |i: usize| f.get(i).copied().unwrap_or(0.0) / tick;
+        // utime, stime, cutime, cstime are fields 14-17 (here 11-14).
+        (at(11) + at(12), at(13) + at(14))
+    }
+
+    fn clock_ticks() -> f64 {
+        static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+        *TICKS.get_or_init(|| {
+            Command::new("getconf")
+                .arg("CLK_TCK")
+                .output()
+                .ok()
+                .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+                .unwrap_or(100.0)
+        })
+    }
+
     /// A process's resident memory, in KiB.
     pub fn rss_kib(pid: u32) -> f64 {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -583,6 +629,12 @@ pub mod sshd {
                 child,
                 host_pub,
             }
+        }
+
+        /// The listening `sshd`'s pid: the sessions it forks are its
+        /// children, so their CPU time shows in its cutime once reaped.
+        pub fn pid(&self) -> u32 {
+            self.child.id()
         }
 
         /// The private key `sshd` accepts (for root).

@@ -107,8 +107,40 @@ fn sql(key: &SigningKey) {
     report("sql", raw, out.len(), start.elapsed());
 }
 
+/// Bulk output in 32 KiB chunks (what an SSH channel delivers), as from
+/// `head -c 1G /dev/zero` (each NUL becomes the six-byte JSON escape
+/// `\u0000`) or from `cat` of a text file.
+fn bulk(key: &SigningKey, name: &str, chunk: &[u8]) {
+    let mut w = Writer::new(
+        std::io::sink(),
+        &header("ssh"),
+        key,
+        WriterOptions::default(),
+    )
+    .unwrap();
+    let (mut raw, mut t) = (0usize, Duration::ZERO);
+    let start = Instant::now();
+    while raw < 4 * RAW_TARGET {
+        t += Duration::from_micros(100);
+        w.output(t, chunk).unwrap();
+        raw += chunk.len();
+    }
+    w.finish(t).unwrap();
+    let took = start.elapsed();
+    println!(
+        "{name:<9} raw {:>7.1} MB  {:>6.1} MB/s ({:.2} s of CPU per GiB)",
+        raw as f64 / 1e6,
+        raw as f64 / 1e6 / took.as_secs_f64(),
+        took.as_secs_f64() * (1u64 << 30) as f64 / raw as f64
+    );
+}
+
 fn main() {
     let key = SigningKey::from_seed(&[1; 32]);
     terminal(&key);
     sql(&key);
+    bulk(&key, "zeros", &[0u8; 32 << 10]);
+    let line = b"the quick brown fox jumps over the lazy dog\n";
+    let text: Vec<u8> = line.iter().copied().cycle().take(32 << 10).collect();
+    bulk(&key, "text", &text);
 }

@@ -238,36 +238,69 @@ pub(crate) fn write_json_str(out: &mut Vec<u8>, s: &str) {
     let mut start = 0;
     let mut i = 0;
     while i < bytes.len() {
-        if !needs_escape(bytes[i]) {
-            i += 1;
-            continue;
+        i += clean_prefix(&bytes[i..]);
+        if i == bytes.len() {
+            break;
         }
         out.extend_from_slice(&bytes[start..i]);
-        // A run of one escaped byte (a stream of NULs, say) is copied in
-        // blocks rather than byte by byte: terminals rarely send such runs,
-        // binary exec output often does.
+        // A run of one escaped byte (a stream of NULs, say) is written as
+        // doubling copies rather than byte by byte: terminals rarely send
+        // such runs, binary exec output often does.
         let b = bytes[i];
-        let run = bytes[i..].iter().take_while(|&&c| c == b).count();
+        let run = run_len(&bytes[i..], b);
         let mut one = [0u8; 6];
-        let esc = escape(b, &mut one);
-        if run >= 32 {
-            let block = esc.repeat(32);
-            for _ in 0..run / 32 {
-                out.extend_from_slice(&block);
-            }
-            for _ in 0..run % 32 {
-                out.extend_from_slice(esc);
-            }
-        } else {
-            for _ in 0..run {
-                out.extend_from_slice(esc);
-            }
-        }
+        repeat_into(out, escape(b, &mut one), run);
         i += run;
         start = i;
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
+}
+
+/// Bytes looked at together: a fixed-size loop without an early exit,
+/// which the compiler turns into vector code.
+const SCAN: usize = 32;
+
+/// How many leading bytes of `b` need no escape.
+fn clean_prefix(b: &[u8]) -> usize {
+    let mut n = 0;
+    for chunk in b.chunks_exact(SCAN) {
+        if chunk.iter().fold(false, |any, &c| any | needs_escape(c)) {
+            break;
+        }
+        n += SCAN;
+    }
+    n + b[n..]
+        .iter()
+        .position(|&c| needs_escape(c))
+        .unwrap_or(b.len() - n)
+}
+
+/// How many leading bytes of `b` equal `x`.
+fn run_len(b: &[u8], x: u8) -> usize {
+    let mut n = 0;
+    for chunk in b.chunks_exact(SCAN) {
+        if !chunk.iter().fold(true, |all, &c| all & (c == x)) {
+            break;
+        }
+        n += SCAN;
+    }
+    n + b[n..].iter().position(|&c| c != x).unwrap_or(b.len() - n)
+}
+
+/// Appends `n` copies of `piece`, doubling what is already written.
+fn repeat_into(out: &mut Vec<u8>, piece: &[u8], n: usize) {
+    let total = piece.len() * n;
+    if total == 0 {
+        return;
+    }
+    out.reserve(total);
+    let begin = out.len();
+    out.extend_from_slice(piece);
+    while out.len() - begin < total {
+        let have = out.len() - begin;
+        out.extend_from_within(begin..begin + have.min(total - have));
+    }
 }
 
 fn needs_escape(b: u8) -> bool {
@@ -377,6 +410,14 @@ mod escape_tests {
             "\0".repeat(1000),
             format!("a{}b{}c", "\0".repeat(33), "\"".repeat(64)),
             "\r\n\t\\\u{1b}[31mred\u{1b}[0m é ☃".to_owned(),
+            // Around the 32-byte scan blocks.
+            format!(
+                "{}\n{}y{}",
+                "x".repeat(95),
+                "\0".repeat(65),
+                "\u{7}".repeat(31)
+            ),
+            format!("{}\"{}", "é".repeat(40), "\t".repeat(32)),
         ];
         let mut state = 7u64;
         for _ in 0..200 {

@@ -352,25 +352,24 @@ fn truncate_str(s: &str, max: usize) -> &str {
 /// incomplete sequence at the end is carried to the next call, because
 /// terminals split multi-byte characters across reads; invalid bytes become
 /// U+FFFD like asciinema does.
-fn decode_utf8(carry: &mut Vec<u8>, chunk: &[u8]) -> String {
-    let joined;
-    let bytes: &[u8] = if carry.is_empty() {
-        chunk
-    } else {
-        carry.extend_from_slice(chunk);
-        joined = std::mem::take(carry);
-        &joined
-    };
-    let keep = incomplete_tail(bytes);
-    let (head, tail) = bytes.split_at(bytes.len() - keep);
-    // Valid UTF-8 (nearly always) is checked by the standard library's
-    // fast path; only invalid input pays for the lossy conversion.
-    let text = match std::str::from_utf8(head) {
-        Ok(t) => t.to_owned(),
-        Err(_) => String::from_utf8_lossy(head).into_owned(),
-    };
+fn decode_utf8<'a>(carry: &mut Vec<u8>, chunk: &'a [u8]) -> std::borrow::Cow<'a, str> {
+    use std::borrow::Cow;
+    if carry.is_empty() {
+        // The common case: borrowed, no copy. Valid UTF-8 (nearly always)
+        // is checked by the standard library's fast path; only invalid
+        // input pays for the lossy conversion.
+        let (head, tail) = chunk.split_at(chunk.len() - incomplete_tail(chunk));
+        carry.extend_from_slice(tail);
+        return match std::str::from_utf8(head) {
+            Ok(text) => Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(head),
+        };
+    }
+    carry.extend_from_slice(chunk);
+    let joined = std::mem::take(carry);
+    let (head, tail) = joined.split_at(joined.len() - incomplete_tail(&joined));
     carry.extend_from_slice(tail);
-    text
+    Cow::Owned(String::from_utf8_lossy(head).into_owned())
 }
 
 /// Length of a trailing, possibly valid but unfinished UTF-8 sequence.

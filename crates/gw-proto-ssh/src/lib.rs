@@ -1,5 +1,6 @@
-//! File operations read out of scp and sftp streams, for the audit log and
-//! the recording. The bytes pass through unchanged; this only watches.
+//! SSH channel protocols, sans I/O: file operations read out of scp and
+//! sftp streams, for the audit log and the recording, and sftp requests
+//! judged one by one. Bytes the policy allows pass through unchanged.
 //!
 //! - **sftp** (SFTP v3, also what `scp` uses by default since OpenSSH 9):
 //!   requests from the client (open, write, read, close, remove, rename,
@@ -20,7 +21,7 @@ const MAX_PACKET: usize = 1 << 20;
 const MAX_LINE: usize = 4096;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Direction {
+pub enum Direction {
     /// From the client to the target.
     Upload,
     /// From the target to the client.
@@ -29,7 +30,7 @@ pub(crate) enum Direction {
 
 /// One file operation.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Op {
+pub enum Op {
     Upload {
         path: String,
         bytes: u64,
@@ -84,7 +85,7 @@ impl fmt::Display for Op {
     }
 }
 
-pub(crate) struct Transfer {
+pub struct Transfer {
     kind: Kind,
     broken: bool,
 }
@@ -95,7 +96,7 @@ enum Kind {
 }
 
 impl Transfer {
-    pub(crate) fn sftp() -> Transfer {
+    pub fn sftp() -> Transfer {
         Transfer {
             kind: Kind::Sftp(Sftp::default()),
             broken: false,
@@ -103,7 +104,7 @@ impl Transfer {
     }
 
     /// For an exec command that runs the legacy scp protocol on the target.
-    pub(crate) fn scp(command: &str) -> Option<Transfer> {
+    pub fn scp(command: &str) -> Option<Transfer> {
         let mut words = command.split_whitespace();
         if words.next()? != "scp" {
             return None;
@@ -140,7 +141,7 @@ impl Transfer {
     }
 
     /// Takes the next bytes in `dir`; returns the operations they complete.
-    pub(crate) fn feed(&mut self, dir: Direction, data: &[u8]) -> Vec<Op> {
+    pub fn feed(&mut self, dir: Direction, data: &[u8]) -> Vec<Op> {
         if self.broken {
             return Vec::new();
         }
@@ -159,12 +160,12 @@ impl Transfer {
 }
 
 /// Client-to-target sftp bytes after the policy looked at each request.
-pub(crate) struct Filtered {
+pub struct Filtered {
     /// Complete packets to forward (a partial one waits for its rest).
-    pub(crate) forward: Vec<u8>,
+    pub forward: Vec<u8>,
     /// Status replies for refused requests, to send back to the client.
-    pub(crate) reply: Vec<u8>,
-    pub(crate) ops: Vec<Op>,
+    pub reply: Vec<u8>,
+    pub ops: Vec<Op>,
 }
 
 impl Transfer {
@@ -174,7 +175,7 @@ impl Transfer {
     /// `SSH_FX_PERMISSION_DENIED` instead of reaching the target. `Err`: the
     /// stream cannot be followed, so it cannot be policed: the caller ends
     /// the channel (fail closed).
-    pub(crate) fn filter_upload(
+    pub fn filter_upload(
         &mut self,
         data: &[u8],
         judge: impl Fn(&str) -> Option<String>,
@@ -531,9 +532,9 @@ impl Scp {
 }
 
 /// The fuzz entry point: arbitrary bytes through both parsers, split at an
-/// arbitrary point between the directions. Nothing may panic.
-#[cfg(test)]
-pub(crate) fn fuzz(data: &[u8]) {
+/// arbitrary point between the directions. Nothing may panic. Used by the
+/// cargo-fuzz target `ssh_transfer` and by a seeded random test.
+pub fn fuzz_transfer(data: &[u8]) {
     let cut = data.first().map_or(0, |b| usize::from(*b)).min(data.len());
     for mut t in [
         Transfer::sftp(),
@@ -729,7 +730,7 @@ mod tests {
                     state as u8
                 })
                 .collect();
-            fuzz(&data);
+            fuzz_transfer(&data);
         }
     }
 }
