@@ -77,6 +77,11 @@ fn env() -> Option<Env> {
 /// `watched`: the policy directory is watched, and revoked grants end
 /// sessions after one second.
 fn env_watched(watched: bool) -> Option<Env> {
+    env_configured(watched, "")
+}
+
+/// `extra`: more lines for the bootstrap configuration.
+fn env_configured(watched: bool, extra: &str) -> Option<Env> {
     if !require(&["ssh", "scp", "sftp", "ssh-keygen", "/usr/sbin/sshd", "tmux"]) {
         return None;
     }
@@ -84,7 +89,7 @@ fn env_watched(watched: bool) -> Option<Env> {
     let ssh_port = gw_localpg::free_port().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut b = Gateway::builder(&policy(&sshd, &sshd.host_pub))
-        .config(&format!("listen ssh=\"127.0.0.1:{ssh_port}\""));
+        .config(&format!("listen ssh=\"127.0.0.1:{ssh_port}\"\n{extra}"));
     if watched {
         b = b.policy_source(&format!(
             "policy directory=\"{}\" watch=#true revoke-grace=\"1s\"",
@@ -176,6 +181,53 @@ fn exec_passes_output_and_exit_status_and_masks_secrets() {
     let key = std::fs::read_to_string(e.sshd.key()).unwrap();
     let secret_line = key.lines().nth(1).unwrap();
     assert!(!e.gw.log().contains(secret_line));
+}
+
+#[test]
+fn clients_get_aes_gcm_unless_the_configuration_offers_more() {
+    let Some(e) = env() else { return };
+    let cipher = |e: &Env, c: &str| {
+        e.client("ssh", &e.oncall)
+            .args(["-c", c, "-l", "web", "127.0.0.1", "echo ok"])
+            .output()
+            .unwrap()
+    };
+    // With AES instructions only AES-GCM is offered, and a client insisting
+    // on chacha20 is told so by ssh itself.
+    let flags = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let flags = flags.lines().find(|l| l.starts_with("flags")).unwrap_or("");
+    let aes = [" aes", " pclmulqdq"]
+        .iter()
+        .all(|f| flags.split(' ').any(|w| w == &f[1..]));
+    let out = cipher(&e, "chacha20-poly1305@openssh.com");
+    if aes {
+        assert_eq!(out.status.code(), Some(255), "{}", text(&out));
+        assert!(text(&out).contains("no matching cipher"), "{}", text(&out));
+    } else {
+        eprintln!("NOTE: no AES instructions here; chacha20-poly1305 is offered");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n", "{}", text(&out));
+    }
+    for c in ["aes128-gcm@openssh.com", "aes256-gcm@openssh.com"] {
+        let out = cipher(&e, c);
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n", "{c}: {}", text(&out));
+    }
+    // Plain `ssh`, with OpenSSH's own preference, logs in too.
+    let out = e.ssh(&e.oncall, "web", &["echo ok"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n", "{}", text(&out));
+    drop(e);
+
+    let Some(e) = env_configured(
+        false,
+        "ssh-ciphers \"chacha20-poly1305@openssh.com\" \"aes128-ctr\"",
+    ) else {
+        return;
+    };
+    let out = cipher(&e, "chacha20-poly1305@openssh.com");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n", "{}", text(&out));
+    let out = cipher(&e, "aes128-ctr");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n", "{}", text(&out));
+    let out = cipher(&e, "aes128-gcm@openssh.com");
+    assert!(text(&out).contains("no matching cipher"), "{}", text(&out));
 }
 
 #[test]
