@@ -810,6 +810,60 @@ fn garbage_and_login_floods_end_only_their_own_connection() {
 }
 
 #[test]
+fn absurd_window_packet_and_pty_sizes_end_cleanly_or_just_work() {
+    if !require(&["python3"]) {
+        return;
+    }
+    let have_paramiko = Command::new("python3")
+        .args(["-c", "import paramiko"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !have_paramiko {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "paramiko is required under CI=true (pip install paramiko)"
+        );
+        eprintln!("\n*** SKIPPED: python paramiko not installed ***\n");
+        return;
+    }
+    let Some(e) = env() else { return };
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/e2e/absurd_ssh.py");
+    let out = Command::new("python3")
+        .args([script, &e.ssh_port.to_string(), "web", &e.oncall])
+        .output()
+        .unwrap();
+    let report = text(&out);
+    assert!(out.status.success(), "{report}");
+    let line = |case: &str| {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find(|l| l.starts_with(&format!("{case} ")))
+            .map(str::to_owned)
+            .unwrap_or_default()
+    };
+    // The largest window and packet sizes, and window adjustments past
+    // 2^32-1, change nothing: 4 MiB arrive whole.
+    assert_eq!(line("huge-window"), "huge-window ok", "{report}");
+    assert_eq!(line("tiny-packets"), "tiny-packets ok", "{report}");
+    // A pty of 2^32-1 columns and rows works; the recording clamps it.
+    assert_eq!(line("huge-pty"), "huge-pty ok", "{report}");
+    // A maximum packet size of 0 ends that connection; the next one works.
+    assert!(
+        line("zero-packet").starts_with("zero-packet ok ended"),
+        "{report}"
+    );
+    // The gateway is still up for everyone else.
+    let ok = e.ssh(&e.oncall, "web", &["echo still fine"]);
+    assert_eq!(
+        String::from_utf8_lossy(&ok.stdout),
+        "still fine\n",
+        "{}",
+        text(&ok)
+    );
+    assert!(!e.gw.log().contains("panicked"), "{}", e.gw.log());
+}
+
+#[test]
 fn remote_forwards_and_agent_forwarding_follow_the_grant() {
     let Some(e) = env() else { return };
     if !require(&["ssh-agent", "ssh-add"]) {
