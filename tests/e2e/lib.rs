@@ -33,6 +33,25 @@ pub fn require(tools: &[&str]) -> bool {
     false
 }
 
+/// Like [`require`], for a Python module (`pip` names the package to install).
+pub fn require_python(module: &str, pip: &str) -> bool {
+    if !require(&["python3"]) {
+        return false;
+    }
+    let have = Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !have {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "python {module} is required under CI=true (pip install '{pip}')"
+        );
+        eprintln!("\n*** SKIPPED: python {module} not installed ***\n");
+    }
+    have
+}
+
 fn have(tool: &str) -> bool {
     match tool {
         "postgres" => gw_localpg::find_binaries().is_some(),

@@ -1,7 +1,7 @@
 //! `psql` and `pgbench` → gatewayd → PostgreSQL 15 (TLS, SCRAM), all real.
 //! See: issue #4.
 
-use gw_e2e::{Gateway, backend, replay, require, text};
+use gw_e2e::{Gateway, backend, replay, require, require_python, text};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -512,19 +512,7 @@ fn graceful_shutdown_ends_sessions_and_signs_their_recordings() {
 #[test]
 fn a_real_driver_with_prepared_statements_binary_results_and_pipelines() {
     let Some(e) = env() else { return };
-    if !require(&["python3"]) {
-        return;
-    }
-    let have_psycopg = Command::new("python3")
-        .args(["-c", "import psycopg"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !have_psycopg {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "psycopg is required under CI=true (pip install 'psycopg[binary]')"
-        );
-        eprintln!("\n*** SKIPPED: python psycopg not installed ***\n");
+    if !require_python("psycopg", "psycopg[binary]") {
         return;
     }
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/e2e/driver_pg.py");

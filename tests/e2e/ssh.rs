@@ -2,7 +2,7 @@
 //! the test, all real. See: issue #6.
 
 use gw_e2e::sshd::Sshd;
-use gw_e2e::{Gateway, replay, require, text};
+use gw_e2e::{Gateway, replay, require, require_python, text};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -150,6 +150,17 @@ impl Env {
             .env("GW_TOKEN", token)
             .stdin(Stdio::null());
         c
+    }
+
+    /// A fresh session still runs a command.
+    fn still_serving(&self) {
+        let ok = self.ssh(&self.oncall, "web", &["echo still fine"]);
+        assert_eq!(
+            String::from_utf8_lossy(&ok.stdout),
+            "still fine\n",
+            "{}",
+            text(&ok)
+        );
     }
 
     fn ssh(&self, token: &str, resource: &str, args: &[&str]) -> Output {
@@ -800,30 +811,12 @@ fn garbage_and_login_floods_end_only_their_own_connection() {
         "rejections are slowed down"
     );
     // Everyone else is fine.
-    let ok = e.ssh(&e.oncall, "web", &["echo still fine"]);
-    assert_eq!(
-        String::from_utf8_lossy(&ok.stdout),
-        "still fine\n",
-        "{}",
-        text(&ok)
-    );
+    e.still_serving();
 }
 
 #[test]
 fn absurd_window_packet_and_pty_sizes_end_cleanly_or_just_work() {
-    if !require(&["python3"]) {
-        return;
-    }
-    let have_paramiko = Command::new("python3")
-        .args(["-c", "import paramiko"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !have_paramiko {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "paramiko is required under CI=true (pip install paramiko)"
-        );
-        eprintln!("\n*** SKIPPED: python paramiko not installed ***\n");
+    if !require_python("paramiko", "paramiko") {
         return;
     }
     let Some(e) = env() else { return };
@@ -853,13 +846,7 @@ fn absurd_window_packet_and_pty_sizes_end_cleanly_or_just_work() {
         "{report}"
     );
     // The gateway is still up for everyone else.
-    let ok = e.ssh(&e.oncall, "web", &["echo still fine"]);
-    assert_eq!(
-        String::from_utf8_lossy(&ok.stdout),
-        "still fine\n",
-        "{}",
-        text(&ok)
-    );
+    e.still_serving();
     assert!(!e.gw.log().contains("panicked"), "{}", e.gw.log());
 }
 
