@@ -861,7 +861,7 @@ async fn session_channel(ctx: ChannelCtx, mut client: Channel<Msg>) -> anyhow::R
         rule: &rule,
         revision: &ctx.login.loaded.revision,
     });
-    let mut up = upstream.channel_open_session().await?;
+    let up = upstream.channel_open_session().await?;
     if let Some((term, c, r, modes)) = &pty {
         up.request_pty(false, term, *c, *r, 0, 0, modes).await?;
     }
@@ -904,6 +904,7 @@ async fn session_channel(ctx: ChannelCtx, mut client: Channel<Msg>) -> anyhow::R
             .await;
         }
     }
+    let (mut up_rx, up_tx) = up.split();
     let mut bridge = Bridge {
         ctx: &ctx,
         id,
@@ -916,8 +917,10 @@ async fn session_channel(ctx: ChannelCtx, mut client: Channel<Msg>) -> anyhow::R
         line: Vec::new(),
         resource: resource.name.clone(),
         interactive: matches!(program, Program::Shell),
+        client_backlog: std::collections::VecDeque::new(),
+        up_backlog: std::collections::VecDeque::new(),
     };
-    let result = bridge.run(&mut client, &mut up).await;
+    let result = bridge.run(&mut client, &mut up_rx, &up_tx).await;
     if let Some(rec) = bridge.recorder.take() {
         rec.finish().await;
     }
@@ -1138,13 +1141,83 @@ struct Bridge<'a> {
     line: Vec<u8>,
     resource: String,
     interactive: bool,
+    /// Messages read from one side while a send to that side's peer was
+    /// waiting (see [`draining`]); handled, in order, before that side is
+    /// read again.
+    client_backlog: std::collections::VecDeque<Option<ChannelMsg>>,
+    up_backlog: std::collections::VecDeque<Option<ChannelMsg>>,
+}
+
+/// The target side of a bridged channel.
+type UpRx = russh::ChannelReadHalf;
+type UpTx = russh::ChannelWriteHalf<russh::client::Msg>;
+
+/// What the bridge does next.
+enum Event {
+    Shutdown,
+    Policy,
+    Revoke,
+    Flush,
+    Client(Option<ChannelMsg>),
+    Up(Option<ChannelMsg>),
+}
+
+/// What handling one message from the target led to.
+enum Step {
+    /// Output was passed on (the masking flush timer restarts).
+    Output,
+    Other,
+    End(String),
+}
+
+/// A side of a channel that messages are read from.
+trait Incoming {
+    fn next(&mut self) -> impl std::future::Future<Output = Option<ChannelMsg>> + Send + '_;
+}
+
+impl Incoming for Channel<Msg> {
+    fn next(&mut self) -> impl std::future::Future<Output = Option<ChannelMsg>> + Send + '_ {
+        self.wait()
+    }
+}
+
+impl Incoming for UpRx {
+    fn next(&mut self) -> impl std::future::Future<Output = Option<ChannelMsg>> + Send + '_ {
+        self.wait()
+    }
+}
+
+/// Past this many, a backlog stops growing (and the side it is read from
+/// waits, as russh makes it wait when a channel's queue is full).
+const BACKLOG: usize = 1024;
+
+/// Awaits `send` to one side's peer while reading `from` into `backlog`.
+/// russh's session task delivers each incoming message into a bounded
+/// queue and stops serving its connection while that queue is full, so a
+/// bridge that only waited on the send could wait forever on a session that
+/// waits for the bridge to read (seen with pipelined sftp downloads).
+async fn draining<T>(
+    send: impl std::future::Future<Output = T>,
+    from: &mut impl Incoming,
+    backlog: &mut std::collections::VecDeque<Option<ChannelMsg>>,
+) -> T {
+    tokio::pin!(send);
+    loop {
+        let open = backlog.len() < BACKLOG && !matches!(backlog.back(), Some(None));
+        tokio::select! {
+            biased;
+            out = &mut send => return out,
+            msg = from.next(), if open => backlog.push_back(msg),
+        }
+    }
 }
 
 impl Bridge<'_> {
     async fn run(
         &mut self,
         client: &mut Channel<Msg>,
-        up: &mut Channel<russh::client::Msg>,
+        up_rx: &mut UpRx,
+        up: &UpTx,
     ) -> anyhow::Result<String> {
         let flush = tokio::time::sleep(Duration::from_secs(86_400));
         tokio::pin!(flush);
@@ -1158,20 +1231,45 @@ impl Bridge<'_> {
         let mut revoked: Option<String> = None;
         let mut shutdown = self.ctx.gw.shutdown.subscribe();
         loop {
-            tokio::select! {
-                _ = shutdown.changed() => {
-                    self.ctx.stderr(self.id, "\r\ngateway: the gateway is shutting down; reconnect in a moment\r\n").await;
+            let event = if let Some(msg) = self.client_backlog.pop_front() {
+                Event::Client(msg)
+            } else if let Some(msg) = self.up_backlog.pop_front() {
+                Event::Up(msg)
+            } else {
+                tokio::select! {
+                    _ = shutdown.changed() => Event::Shutdown,
+                    _ = policy.changed() => Event::Policy,
+                    () = &mut revoke, if revoked.is_some() => Event::Revoke,
+                    msg = client.wait() => Event::Client(msg),
+                    msg = up_rx.wait() => Event::Up(msg),
+                    () = &mut flush, if flush_armed => Event::Flush,
+                }
+            };
+            match event {
+                Event::Shutdown => {
+                    self.ctx
+                        .stderr(
+                            self.id,
+                            "\r\ngateway: the gateway is shutting down; reconnect in a moment\r\n",
+                        )
+                        .await;
                     let _ = self.ctx.handle.exit_status_request(self.id, 255).await;
                     let _ = self.ctx.handle.close(self.id).await;
                     let _ = up.close().await;
                     return Ok("gateway shutting down".into());
                 }
-                _ = policy.changed() => {
+                Event::Policy => {
                     let loaded = Arc::clone(&policy.borrow_and_update());
                     let before = revoked.is_some();
                     // A session that came in through an access window keeps it.
                     let windowed = matches!(&self.ctx.login.allowed, Ok((_, _, rule)) if rule.contains("(access window"));
-                    revoked = crate::state::still_allowed(&loaded, &self.ctx.login.principal, &self.resource, windowed).err();
+                    revoked = crate::state::still_allowed(
+                        &loaded,
+                        &self.ctx.login.principal,
+                        &self.resource,
+                        windowed,
+                    )
+                    .err();
                     if let (Some(why), false) = (&revoked, before) {
                         let grace = self.ctx.gw.config.revoke_grace;
                         revoke.as_mut().reset(tokio::time::Instant::now() + grace);
@@ -1189,7 +1287,7 @@ impl Bridge<'_> {
                         )).await;
                     }
                 }
-                () = &mut revoke, if revoked.is_some() => {
+                Event::Revoke => {
                     let why = revoked.take().unwrap_or_default();
                     crate::metrics::Metrics::inc(&self.ctx.gw.metrics.sessions_revoked);
                     self.ctx.stderr(self.id, &format!("\r\ngateway: session ended: access revoked by a policy change ({why})\r\n")).await;
@@ -1198,100 +1296,168 @@ impl Bridge<'_> {
                     let _ = up.close().await;
                     return Ok(format!("access revoked by a policy change: {why}"));
                 }
-                msg = client.wait() => match msg {
-                    Some(ChannelMsg::Data { data }) if self.sftp => {
-                        // sftp requests are judged one by one.
-                        let data = self.police_sftp(&data).await?;
-                        if !data.is_empty() {
-                            up.data_bytes(data).await?;
-                        }
+                Event::Client(msg) => {
+                    if let Some(end) = self.on_client(msg, client, up_rx, up).await? {
+                        return Ok(end);
                     }
-                    Some(ChannelMsg::Data { data }) => {
-                        self.input(&data).await;
-                        self.observe(gw_proto_ssh::Direction::Upload, &data).await;
-                        up.data_bytes(data).await?;
-                    }
-                    Some(ChannelMsg::Eof) => up.eof().await?,
-                    Some(ChannelMsg::WindowChange { col_width, row_height, pix_width, pix_height }) => {
-                        if let Some(rec) = &self.recorder {
-                            rec.send(RecEvent::Resize {
-                                t: rec.elapsed(),
-                                cols: u16::try_from(col_width.clamp(1, 1000)).unwrap_or(80),
-                                rows: u16::try_from(row_height.clamp(1, 1000)).unwrap_or(24),
-                            }).await;
-                        }
-                        up.window_change(col_width, row_height, pix_width, pix_height).await?;
-                    }
-                    Some(ChannelMsg::Signal { signal }) => up.signal(signal).await?,
-                    Some(ChannelMsg::Close) | None => {
-                        let _ = up.close().await;
-                        return Ok("client closed the channel".into());
-                    }
-                    Some(_) => {}
-                },
-                msg = up.wait() => match msg {
-                    Some(ChannelMsg::Data { data }) => {
-                        self.observe(gw_proto_ssh::Direction::Download, &data).await;
-                        let shown = self.output(&data, false)?;
+                }
+                Event::Up(msg) => match self.on_target(msg, client).await? {
+                    Step::Output => {
                         flush_armed |= self.pending();
-                        flush.as_mut().reset(tokio::time::Instant::now() + MASK_FLUSH);
-                        self.send(shown, None).await?;
+                        flush
+                            .as_mut()
+                            .reset(tokio::time::Instant::now() + MASK_FLUSH);
                     }
-                    Some(ChannelMsg::ExtendedData { data, ext }) => {
-                        let shown = self.output(&data, true)?;
-                        flush_armed |= self.pending();
-                        flush.as_mut().reset(tokio::time::Instant::now() + MASK_FLUSH);
-                        self.send(shown, Some(ext)).await?;
-                    }
-                    Some(ChannelMsg::Eof) => {
-                        self.release(true).await?;
-                        let _ = self.ctx.handle.eof(self.id).await;
-                    }
-                    Some(ChannelMsg::ExitStatus { exit_status }) => {
-                        if let Some(rec) = &self.recorder {
-                            rec.send(RecEvent::Exit {
-                                t: rec.elapsed(),
-                                status: i32::try_from(exit_status).unwrap_or(i32::MAX),
-                            }).await;
-                        }
-                        let _ = self.ctx.handle.exit_status_request(self.id, exit_status).await;
-                    }
-                    Some(ChannelMsg::ExitSignal { signal_name, core_dumped, error_message, lang_tag }) => {
-                        if let Some(rec) = &self.recorder {
-                            rec.send(RecEvent::Marker {
-                                t: rec.elapsed(),
-                                label: format!("exit:signal name={signal_name:?}"),
-                            }).await;
-                        }
-                        let _ = self.ctx.handle.exit_signal_request(self.id, signal_name, core_dumped, error_message, lang_tag).await;
-                    }
-                    Some(ChannelMsg::Close) | None => {
-                        self.release(true).await?;
-                        let _ = self.ctx.handle.close(self.id).await;
-                        return Ok("the target closed the channel".into());
-                    }
-                    Some(ChannelMsg::Failure) => {
-                        self.ctx.stderr(self.id, "gateway: the target refused to start the program\r\n").await;
-                        let _ = self.ctx.handle.exit_status_request(self.id, 255).await;
-                        let _ = self.ctx.handle.close(self.id).await;
-                        return Ok("the target refused the request".into());
-                    }
-                    Some(_) => {}
+                    Step::Other => {}
+                    Step::End(why) => return Ok(why),
                 },
-                () = &mut flush, if flush_armed => {
+                Event::Flush => {
                     flush_armed = false;
-                    flush.as_mut().reset(tokio::time::Instant::now() + Duration::from_secs(86_400));
-                    self.release(false).await?;
+                    flush
+                        .as_mut()
+                        .reset(tokio::time::Instant::now() + Duration::from_secs(86_400));
+                    self.release(false, client).await?;
                 }
             }
         }
+    }
+
+    /// Handles one message from the client; `Some`: the channel ended.
+    async fn on_client(
+        &mut self,
+        msg: Option<ChannelMsg>,
+        client: &mut Channel<Msg>,
+        up_rx: &mut UpRx,
+        up: &UpTx,
+    ) -> anyhow::Result<Option<String>> {
+        match msg {
+            Some(ChannelMsg::Data { data }) if self.sftp => {
+                // sftp requests are judged one by one.
+                let data = self.police_sftp(&data, client).await?;
+                if !data.is_empty() {
+                    draining(up.data_bytes(data), up_rx, &mut self.up_backlog).await?;
+                }
+            }
+            Some(ChannelMsg::Data { data }) => {
+                self.input(&data).await;
+                self.observe(gw_proto_ssh::Direction::Upload, &data).await;
+                draining(up.data_bytes(data), up_rx, &mut self.up_backlog).await?;
+            }
+            Some(ChannelMsg::Eof) => draining(up.eof(), up_rx, &mut self.up_backlog).await?,
+            Some(ChannelMsg::WindowChange {
+                col_width,
+                row_height,
+                pix_width,
+                pix_height,
+            }) => {
+                if let Some(rec) = &self.recorder {
+                    rec.send(RecEvent::Resize {
+                        t: rec.elapsed(),
+                        cols: u16::try_from(col_width.clamp(1, 1000)).unwrap_or(80),
+                        rows: u16::try_from(row_height.clamp(1, 1000)).unwrap_or(24),
+                    })
+                    .await;
+                }
+                let change = up.window_change(col_width, row_height, pix_width, pix_height);
+                draining(change, up_rx, &mut self.up_backlog).await?;
+            }
+            Some(ChannelMsg::Signal { signal }) => {
+                draining(up.signal(signal), up_rx, &mut self.up_backlog).await?
+            }
+            Some(ChannelMsg::Close) | None => {
+                let _ = up.close().await;
+                return Ok(Some("client closed the channel".into()));
+            }
+            Some(_) => {}
+        }
+        Ok(None)
+    }
+
+    /// Handles one message from the target.
+    async fn on_target(
+        &mut self,
+        msg: Option<ChannelMsg>,
+        client: &mut Channel<Msg>,
+    ) -> anyhow::Result<Step> {
+        match msg {
+            Some(ChannelMsg::Data { data }) => {
+                self.observe(gw_proto_ssh::Direction::Download, &data).await;
+                let shown = self.output(&data, false)?;
+                self.send(shown, None, client).await?;
+                return Ok(Step::Output);
+            }
+            Some(ChannelMsg::ExtendedData { data, ext }) => {
+                let shown = self.output(&data, true)?;
+                self.send(shown, Some(ext), client).await?;
+                return Ok(Step::Output);
+            }
+            Some(ChannelMsg::Eof) => {
+                self.release(true, client).await?;
+                let _ = self.ctx.handle.eof(self.id).await;
+            }
+            Some(ChannelMsg::ExitStatus { exit_status }) => {
+                if let Some(rec) = &self.recorder {
+                    rec.send(RecEvent::Exit {
+                        t: rec.elapsed(),
+                        status: i32::try_from(exit_status).unwrap_or(i32::MAX),
+                    })
+                    .await;
+                }
+                let _ = self
+                    .ctx
+                    .handle
+                    .exit_status_request(self.id, exit_status)
+                    .await;
+            }
+            Some(ChannelMsg::ExitSignal {
+                signal_name,
+                core_dumped,
+                error_message,
+                lang_tag,
+            }) => {
+                if let Some(rec) = &self.recorder {
+                    rec.send(RecEvent::Marker {
+                        t: rec.elapsed(),
+                        label: format!("exit:signal name={signal_name:?}"),
+                    })
+                    .await;
+                }
+                let _ = self
+                    .ctx
+                    .handle
+                    .exit_signal_request(self.id, signal_name, core_dumped, error_message, lang_tag)
+                    .await;
+            }
+            Some(ChannelMsg::Close) | None => {
+                self.release(true, client).await?;
+                let _ = self.ctx.handle.close(self.id).await;
+                return Ok(Step::End("the target closed the channel".into()));
+            }
+            Some(ChannelMsg::Failure) => {
+                self.ctx
+                    .stderr(
+                        self.id,
+                        "gateway: the target refused to start the program\r\n",
+                    )
+                    .await;
+                let _ = self.ctx.handle.exit_status_request(self.id, 255).await;
+                let _ = self.ctx.handle.close(self.id).await;
+                return Ok(Step::End("the target refused the request".into()));
+            }
+            Some(_) => {}
+        }
+        Ok(Step::Other)
     }
 
     /// Judges each sftp request against the guards (as `sftp write PATH`,
     /// `sftp remove PATH`, ...): refused ones are answered with "permission
     /// denied" here; the rest is returned to forward. A stream that cannot
     /// be followed ends the channel.
-    async fn police_sftp(&mut self, data: &[u8]) -> anyhow::Result<Bytes> {
+    async fn police_sftp(
+        &mut self,
+        data: &[u8],
+        client: &mut Channel<Msg>,
+    ) -> anyhow::Result<Bytes> {
         let loaded = self.ctx.gw.policy();
         let principal = &self.ctx.login.principal;
         let resource = self.resource.clone();
@@ -1312,9 +1478,9 @@ impl Bridge<'_> {
             .filter_upload(data, judge)
             .map_err(|why| anyhow!("the sftp stream cannot be followed ({why}), so it is ended"))?;
         if !filtered.reply.is_empty() {
-            self.ctx
-                .handle
-                .data(self.id, Bytes::from(filtered.reply))
+            let ctx = self.ctx;
+            let reply = ctx.handle.data(self.id, Bytes::from(filtered.reply));
+            draining(reply, client, &mut self.client_backlog)
                 .await
                 .map_err(|_| anyhow!("the client went away"))?;
         }
@@ -1374,7 +1540,14 @@ impl Bridge<'_> {
         }
     }
 
-    async fn send(&mut self, shown: Bytes, ext: Option<u32>) -> anyhow::Result<()> {
+    /// Sends output to the client (reading what the client sends meanwhile
+    /// into the backlog; see [`draining`]).
+    async fn send(
+        &mut self,
+        shown: Bytes,
+        ext: Option<u32>,
+        client: &mut Channel<Msg>,
+    ) -> anyhow::Result<()> {
         if shown.is_empty() {
             return Ok(());
         }
@@ -1388,16 +1561,21 @@ impl Bridge<'_> {
             })
             .await;
         }
-        let sent = match ext {
-            Some(e) => self.ctx.handle.extended_data(self.id, e, shown).await,
-            None => self.ctx.handle.data(self.id, shown).await,
+        let (ctx, id) = (self.ctx, self.id);
+        let send = async move {
+            match ext {
+                Some(e) => ctx.handle.extended_data(id, e, shown).await,
+                None => ctx.handle.data(id, shown).await,
+            }
         };
-        sent.map_err(|_| anyhow!("the client went away"))
+        draining(send, client, &mut self.client_backlog)
+            .await
+            .map_err(|_| anyhow!("the client went away"))
     }
 
     /// Emits what the maskers still hold: when the output paused
     /// (`end` false: the maskers go on), or at the end of the stream.
-    async fn release(&mut self, end: bool) -> anyhow::Result<()> {
+    async fn release(&mut self, end: bool, client: &mut Channel<Msg>) -> anyhow::Result<()> {
         for (stderr, ext) in [(false, None), (true, Some(1))] {
             let masker = if stderr { &mut self.err } else { &mut self.out };
             if let Some(m) = masker {
@@ -1408,7 +1586,7 @@ impl Bridge<'_> {
                     m.flush(&mut shown)
                 };
                 done.map_err(|e| anyhow!("masking failed, ending the session: {e}"))?;
-                self.send(Bytes::from(shown), ext).await?;
+                self.send(Bytes::from(shown), ext, client).await?;
             }
         }
         Ok(())

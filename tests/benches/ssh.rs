@@ -197,6 +197,65 @@ fn main() {
         g.total() / d.total()
     );
 
+    // scp (SFTP mode, OpenSSH's default) of a 1 GiB file, downloaded:
+    // the gateway follows every sftp packet to record the file operation.
+    let file = sshd.dir.path().join("big.bin");
+    std::fs::File::create(&file)
+        .unwrap()
+        .set_len((mib as u64) << 20)
+        .unwrap();
+    let remote = format!("127.0.0.1:{}", file.display());
+    let scp_direct = || {
+        let mut c = Command::new("scp");
+        c.args(common).args([
+            "-i",
+            &key,
+            "-P",
+            &sshd.port.to_string(),
+            &format!("root@{remote}"),
+            "/dev/null",
+        ]);
+        c
+    };
+    let scp_gateway = || {
+        let mut c = Command::new("scp");
+        c.args(common)
+            .args([
+                "-o",
+                "PreferredAuthentications=password",
+                "-o",
+                "PubkeyAuthentication=no",
+                "-P",
+                &ssh_port.to_string(),
+                &format!("web@{remote}"),
+                "/dev/null",
+            ])
+            .env("SSH_ASKPASS", &script)
+            .env("SSH_ASKPASS_REQUIRE", "force")
+            .env("DISPLAY", ":0")
+            .env("GW_TOKEN", &token);
+        c
+    };
+    let mut sd = Vec::new();
+    let mut sg = Vec::new();
+    for round in 0..rounds {
+        sd.push(copy(scp_direct(), mib, &procs));
+        sg.push(copy(scp_gateway(), mib, &procs));
+        eprintln!(
+            "round {}: scp download direct {} / gateway {}",
+            round + 1,
+            sd[round].line(),
+            sg[round].line()
+        );
+    }
+    let (sd, sg) = (Run::median(&sd), Run::median(&sg));
+    println!(
+        "scp download of {mib} MiB: direct {}; gateway {} ({:.2}x direct)",
+        sd.line(),
+        sg.line(),
+        sg.mibps / sd.mibps
+    );
+
     // Session setup: sequential `ssh true`.
     let setups = 20;
     let mut ds = Vec::new();
@@ -255,7 +314,16 @@ impl Run {
     }
 }
 
-fn throughput(mut cmd: Command, mib: usize, procs: &Procs) -> Run {
+/// Like [`throughput`], for a command that writes the bytes itself (scp).
+fn copy(cmd: Command, mib: usize, procs: &Procs) -> Run {
+    measure(cmd, mib, procs, false)
+}
+
+fn throughput(cmd: Command, mib: usize, procs: &Procs) -> Run {
+    measure(cmd, mib, procs, true)
+}
+
+fn measure(mut cmd: Command, mib: usize, procs: &Procs, stdout: bool) -> Run {
     let me = std::process::id();
     let (_, client0) = cpu_secs(me);
     let (_, target0) = cpu_secs(procs.sshd);
@@ -271,7 +339,7 @@ fn throughput(mut cmd: Command, mib: usize, procs: &Procs) -> Run {
     // Read like `dd bs=1M`: a small buffer would cost this reader more CPU
     // than it measures.
     let mut buf = vec![0u8; 1 << 20];
-    let mut n = 0u64;
+    let mut n = if stdout { 0 } else { (mib as u64) << 20 };
     loop {
         match std::io::Read::read(&mut out, &mut buf) {
             Ok(0) => break,

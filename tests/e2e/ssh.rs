@@ -593,6 +593,81 @@ fn scp_both_modes_and_sftp_batch() {
     assert!(!all.contains("payload 123"), "{all}");
 }
 
+/// Bulk sftp and scp downloads with many requests in flight: every byte
+/// arrives and nothing stalls. (A bridge that waited on one direction's
+/// send without reading the other could deadlock with russh, whose session
+/// stops reading the network while the bridge's queue is full.)
+#[test]
+fn bulk_downloads_with_many_requests_in_flight_never_stall() {
+    let Some(e) = env() else { return };
+    let file = e.sshd.dir.path().join("big.bin");
+    let size: u64 = 96 << 20;
+    std::fs::File::create(&file).unwrap().set_len(size).unwrap();
+    let local = tempfile::tempdir().unwrap();
+    for requests in ["64", "512"] {
+        let dest = local.path().join(format!("got-{requests}"));
+        let batch = local.path().join("batch");
+        std::fs::write(
+            &batch,
+            format!("get {} {}\n", file.display(), dest.display()),
+        )
+        .unwrap();
+        let mut c = e.client("sftp", &e.oncall);
+        c.args(["-R", requests, "-B", "32768", "-b"])
+            .arg(&batch)
+            .arg("web@127.0.0.1");
+        let out = run_with_timeout(c, Duration::from_secs(60));
+        assert!(out.status.success(), "sftp -R {requests}: {}", text(&out));
+        assert_eq!(
+            std::fs::metadata(&dest).unwrap().len(),
+            size,
+            "sftp -R {requests}"
+        );
+    }
+    let dest = local.path().join("got-scp");
+    let mut c = e.client("scp", &e.oncall);
+    c.arg(format!("web@127.0.0.1:{}", file.display()))
+        .arg(&dest);
+    let out = run_with_timeout(c, Duration::from_secs(60));
+    assert!(out.status.success(), "scp: {}", text(&out));
+    assert_eq!(std::fs::metadata(&dest).unwrap().len(), size, "scp");
+}
+
+/// Runs `cmd`, killing it (and failing) if it takes longer than `limit`.
+/// Output goes to files: a pipe would be held open by the `ssh` that
+/// `sftp` and `scp` start, past their own death.
+fn run_with_timeout(mut cmd: Command, limit: Duration) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, err) = (dir.path().join("out"), dir.path().join("err"));
+    let mut child = cmd
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            let args: Vec<_> = cmd.get_args().collect();
+            panic!(
+                "{:?} {args:?} stalled for {limit:?}: {}",
+                cmd.get_program(),
+                std::fs::read_to_string(&err).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    Output {
+        status,
+        stdout: std::fs::read(&out).unwrap_or_default(),
+        stderr: std::fs::read(&err).unwrap_or_default(),
+    }
+}
+
 #[test]
 fn a_gateway_certificate_needs_no_prompt_and_dies_with_its_token() {
     let Some(e) = env() else { return };
