@@ -1201,7 +1201,17 @@ async fn draining<T>(
     from: &mut impl Incoming,
     backlog: &mut std::collections::VecDeque<Option<ChannelMsg>>,
 ) -> T {
-    tokio::pin!(send);
+    let mut send = std::pin::pin!(send);
+    // Nearly always the send is taken at once: no select, no reading.
+    let now = std::future::poll_fn(|cx| {
+        std::task::Poll::Ready(match send.as_mut().poll(cx) {
+            std::task::Poll::Ready(out) => Some(out),
+            std::task::Poll::Pending => None,
+        })
+    });
+    if let Some(out) = now.await {
+        return out;
+    }
     loop {
         let open = backlog.len() < BACKLOG && !matches!(backlog.back(), Some(None));
         tokio::select! {
