@@ -710,6 +710,14 @@ impl ChannelCtx {
             .await;
     }
 
+    /// Ends a bridged channel: `text` on stderr, then the exit status and
+    /// close.
+    async fn end(&self, id: ChannelId, text: &str, status: u32) {
+        self.stderr(id, text).await;
+        let _ = self.handle.exit_status_request(id, status).await;
+        let _ = self.handle.close(id).await;
+    }
+
     /// Ends a channel that will not run anything: a message on stderr,
     /// exit status 1.
     async fn refuse(&self, id: ChannelId, text: &str) {
@@ -905,6 +913,9 @@ async fn session_channel(ctx: ChannelCtx, mut client: Channel<Msg>) -> anyhow::R
         }
     }
     let (mut up_rx, up_tx) = up.split();
+    // Sends to the client go through the session handle; its write half is
+    // kept only so that the channel stays as it was.
+    let (mut client_rx, _client_tx) = client.split();
     let mut bridge = Bridge {
         ctx: &ctx,
         id,
@@ -917,10 +928,10 @@ async fn session_channel(ctx: ChannelCtx, mut client: Channel<Msg>) -> anyhow::R
         line: Vec::new(),
         resource: resource.name.clone(),
         interactive: matches!(program, Program::Shell),
-        client_backlog: std::collections::VecDeque::new(),
-        up_backlog: std::collections::VecDeque::new(),
+        client_backlog: Backlog::new(),
+        up_backlog: Backlog::new(),
     };
-    let result = bridge.run(&mut client, &mut up_rx, &up_tx).await;
+    let result = bridge.run(&mut client_rx, &mut up_rx, &up_tx).await;
     if let Some(rec) = bridge.recorder.take() {
         rec.finish().await;
     }
@@ -1144,12 +1155,14 @@ struct Bridge<'a> {
     /// Messages read from one side while a send to that side's peer was
     /// waiting (see [`draining`]); handled, in order, before that side is
     /// read again.
-    client_backlog: std::collections::VecDeque<Option<ChannelMsg>>,
-    up_backlog: std::collections::VecDeque<Option<ChannelMsg>>,
+    client_backlog: Backlog,
+    up_backlog: Backlog,
 }
 
-/// The target side of a bridged channel.
-type UpRx = russh::ChannelReadHalf;
+/// What is read from one side of a channel (`None`: it closed).
+type Rx = russh::ChannelReadHalf;
+type Backlog = std::collections::VecDeque<Option<ChannelMsg>>;
+/// The target side's write half.
 type UpTx = russh::ChannelWriteHalf<russh::client::Msg>;
 
 /// What the bridge does next.
@@ -1170,23 +1183,6 @@ enum Step {
     End(String),
 }
 
-/// A side of a channel that messages are read from.
-trait Incoming {
-    fn next(&mut self) -> impl std::future::Future<Output = Option<ChannelMsg>> + Send + '_;
-}
-
-impl Incoming for Channel<Msg> {
-    fn next(&mut self) -> impl std::future::Future<Output = Option<ChannelMsg>> + Send + '_ {
-        self.wait()
-    }
-}
-
-impl Incoming for UpRx {
-    fn next(&mut self) -> impl std::future::Future<Output = Option<ChannelMsg>> + Send + '_ {
-        self.wait()
-    }
-}
-
 /// Past this many, a backlog stops growing (and the side it is read from
 /// waits, as russh makes it wait when a channel's queue is full).
 const BACKLOG: usize = 1024;
@@ -1198,8 +1194,8 @@ const BACKLOG: usize = 1024;
 /// waits for the bridge to read (seen with pipelined sftp downloads).
 async fn draining<T>(
     send: impl std::future::Future<Output = T>,
-    from: &mut impl Incoming,
-    backlog: &mut std::collections::VecDeque<Option<ChannelMsg>>,
+    from: &mut Rx,
+    backlog: &mut Backlog,
 ) -> T {
     let mut send = std::pin::pin!(send);
     // Nearly always the send is taken at once: no select, no reading.
@@ -1217,18 +1213,13 @@ async fn draining<T>(
         tokio::select! {
             biased;
             out = &mut send => return out,
-            msg = from.next(), if open => backlog.push_back(msg),
+            msg = from.wait(), if open => backlog.push_back(msg),
         }
     }
 }
 
 impl Bridge<'_> {
-    async fn run(
-        &mut self,
-        client: &mut Channel<Msg>,
-        up_rx: &mut UpRx,
-        up: &UpTx,
-    ) -> anyhow::Result<String> {
+    async fn run(&mut self, client: &mut Rx, up_rx: &mut Rx, up: &UpTx) -> anyhow::Result<String> {
         let flush = tokio::time::sleep(Duration::from_secs(86_400));
         tokio::pin!(flush);
         let mut flush_armed = false;
@@ -1257,14 +1248,9 @@ impl Bridge<'_> {
             };
             match event {
                 Event::Shutdown => {
-                    self.ctx
-                        .stderr(
-                            self.id,
-                            "\r\ngateway: the gateway is shutting down; reconnect in a moment\r\n",
-                        )
-                        .await;
-                    let _ = self.ctx.handle.exit_status_request(self.id, 255).await;
-                    let _ = self.ctx.handle.close(self.id).await;
+                    let bye =
+                        "\r\ngateway: the gateway is shutting down; reconnect in a moment\r\n";
+                    self.ctx.end(self.id, bye, 255).await;
                     let _ = up.close().await;
                     return Ok("gateway shutting down".into());
                 }
@@ -1300,9 +1286,10 @@ impl Bridge<'_> {
                 Event::Revoke => {
                     let why = revoked.take().unwrap_or_default();
                     crate::metrics::Metrics::inc(&self.ctx.gw.metrics.sessions_revoked);
-                    self.ctx.stderr(self.id, &format!("\r\ngateway: session ended: access revoked by a policy change ({why})\r\n")).await;
-                    let _ = self.ctx.handle.exit_status_request(self.id, 255).await;
-                    let _ = self.ctx.handle.close(self.id).await;
+                    let bye = format!(
+                        "\r\ngateway: session ended: access revoked by a policy change ({why})\r\n"
+                    );
+                    self.ctx.end(self.id, &bye, 255).await;
                     let _ = up.close().await;
                     return Ok(format!("access revoked by a policy change: {why}"));
                 }
@@ -1336,8 +1323,8 @@ impl Bridge<'_> {
     async fn on_client(
         &mut self,
         msg: Option<ChannelMsg>,
-        client: &mut Channel<Msg>,
-        up_rx: &mut UpRx,
+        client: &mut Rx,
+        up_rx: &mut Rx,
         up: &UpTx,
     ) -> anyhow::Result<Option<String>> {
         match msg {
@@ -1387,7 +1374,7 @@ impl Bridge<'_> {
     async fn on_target(
         &mut self,
         msg: Option<ChannelMsg>,
-        client: &mut Channel<Msg>,
+        client: &mut Rx,
     ) -> anyhow::Result<Step> {
         match msg {
             Some(ChannelMsg::Data { data }) => {
@@ -1444,14 +1431,8 @@ impl Bridge<'_> {
                 return Ok(Step::End("the target closed the channel".into()));
             }
             Some(ChannelMsg::Failure) => {
-                self.ctx
-                    .stderr(
-                        self.id,
-                        "gateway: the target refused to start the program\r\n",
-                    )
-                    .await;
-                let _ = self.ctx.handle.exit_status_request(self.id, 255).await;
-                let _ = self.ctx.handle.close(self.id).await;
+                let bye = "gateway: the target refused to start the program\r\n";
+                self.ctx.end(self.id, bye, 255).await;
                 return Ok(Step::End("the target refused the request".into()));
             }
             Some(_) => {}
@@ -1463,11 +1444,7 @@ impl Bridge<'_> {
     /// `sftp remove PATH`, ...): refused ones are answered with "permission
     /// denied" here; the rest is returned to forward. A stream that cannot
     /// be followed ends the channel.
-    async fn police_sftp(
-        &mut self,
-        data: &[u8],
-        client: &mut Channel<Msg>,
-    ) -> anyhow::Result<Bytes> {
+    async fn police_sftp(&mut self, data: &[u8], client: &mut Rx) -> anyhow::Result<Bytes> {
         let loaded = self.ctx.gw.policy();
         let principal = &self.ctx.login.principal;
         let resource = self.resource.clone();
@@ -1556,7 +1533,7 @@ impl Bridge<'_> {
         &mut self,
         shown: Bytes,
         ext: Option<u32>,
-        client: &mut Channel<Msg>,
+        client: &mut Rx,
     ) -> anyhow::Result<()> {
         if shown.is_empty() {
             return Ok(());
@@ -1585,7 +1562,7 @@ impl Bridge<'_> {
 
     /// Emits what the maskers still hold: when the output paused
     /// (`end` false: the maskers go on), or at the end of the stream.
-    async fn release(&mut self, end: bool, client: &mut Channel<Msg>) -> anyhow::Result<()> {
+    async fn release(&mut self, end: bool, client: &mut Rx) -> anyhow::Result<()> {
         for (stderr, ext) in [(false, None), (true, Some(1))] {
             let masker = if stderr { &mut self.err } else { &mut self.out };
             if let Some(m) = masker {

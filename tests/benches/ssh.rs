@@ -77,25 +77,32 @@ fn main() {
     // forced on a direct connection: the same client work, for comparison.
     let direct = |remote: &str| direct_with(remote, &[]);
     let direct_gcm = |remote: &str| direct_with(remote, &["-c", "aes128-gcm@openssh.com"]);
-    let via_gateway = |remote: &str| -> Command {
-        let mut c = Command::new("ssh");
+    // `ssh` or `scp` logging in to the gateway with the token.
+    let to_gateway = |program: &str| -> Command {
+        let mut c = Command::new(program);
         c.args(common)
             .args([
                 "-o",
                 "PreferredAuthentications=password",
                 "-o",
                 "PubkeyAuthentication=no",
-                "-p",
-                &ssh_port.to_string(),
-                "-l",
-                "web",
-                "127.0.0.1",
-                remote,
             ])
             .env("SSH_ASKPASS", &script)
             .env("SSH_ASKPASS_REQUIRE", "force")
             .env("DISPLAY", ":0")
             .env("GW_TOKEN", &token);
+        c
+    };
+    let via_gateway = |remote: &str| -> Command {
+        let mut c = to_gateway("ssh");
+        c.args([
+            "-p",
+            &ssh_port.to_string(),
+            "-l",
+            "web",
+            "127.0.0.1",
+            remote,
+        ]);
         c
     };
     // PERF.md's stream is zeros; BENCH_TEXT=1 streams text instead (what a
@@ -218,22 +225,13 @@ fn main() {
         c
     };
     let scp_gateway = || {
-        let mut c = Command::new("scp");
-        c.args(common)
-            .args([
-                "-o",
-                "PreferredAuthentications=password",
-                "-o",
-                "PubkeyAuthentication=no",
-                "-P",
-                &ssh_port.to_string(),
-                &format!("web@{remote}"),
-                "/dev/null",
-            ])
-            .env("SSH_ASKPASS", &script)
-            .env("SSH_ASKPASS_REQUIRE", "force")
-            .env("DISPLAY", ":0")
-            .env("GW_TOKEN", &token);
+        let mut c = to_gateway("scp");
+        c.args([
+            "-P",
+            &ssh_port.to_string(),
+            &format!("web@{remote}"),
+            "/dev/null",
+        ]);
         c
     };
     let mut sd = Vec::new();

@@ -223,30 +223,15 @@ fn clients_get_aes_gcm_unless_the_configuration_offers_more() {
         assert!(text(&out).contains("no matching cipher"), "{}", text(&out));
     } else {
         eprintln!("NOTE: no AES instructions here; chacha20-poly1305 is offered");
-        assert_eq!(
-            String::from_utf8_lossy(&out.stdout),
-            "ok\n",
-            "{}",
-            text(&out)
-        );
+        says_ok(&out);
     }
     for c in ["aes128-gcm@openssh.com", "aes256-gcm@openssh.com"] {
         let out = cipher(&e, c);
-        assert_eq!(
-            String::from_utf8_lossy(&out.stdout),
-            "ok\n",
-            "{c}: {}",
-            text(&out)
-        );
+        says_ok(&out);
     }
     // Plain `ssh`, with OpenSSH's own preference, logs in too.
     let out = e.ssh(&e.oncall, "web", &["echo ok"]);
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "ok\n",
-        "{}",
-        text(&out)
-    );
+    says_ok(&out);
     drop(e);
 
     let Some(e) = env_configured(
@@ -256,21 +241,21 @@ fn clients_get_aes_gcm_unless_the_configuration_offers_more() {
         return;
     };
     let out = cipher(&e, "chacha20-poly1305@openssh.com");
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "ok\n",
-        "{}",
-        text(&out)
-    );
+    says_ok(&out);
     let out = cipher(&e, "aes128-ctr");
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "ok\n",
-        "{}",
-        text(&out)
-    );
+    says_ok(&out);
     let out = cipher(&e, "aes128-gcm@openssh.com");
     assert!(text(&out).contains("no matching cipher"), "{}", text(&out));
+}
+
+/// The command ran and printed `ok`.
+fn says_ok(out: &Output) {
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "ok\n",
+        "{}",
+        text(out)
+    );
 }
 
 #[test]
